@@ -1,0 +1,105 @@
+"""The DAG of a pipeline: derived from argument references and `after`, ordered, drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.spec.model import PipelineSpec
+from infra.spec.refs import parse_argument, InputRef
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An ordering dependency; `output` names the data passed, None for a plain `after`."""
+
+    upstream: str
+    downstream: str
+    output: str | None
+
+
+def edges(spec: PipelineSpec) -> list[Edge]:
+    """Every dependency of a validated spec, data edges first, in step order."""
+    result: list[Edge] = []
+    for step in spec.steps:
+        data_from: set[str] = set()
+        for raw in step.args:
+            token = parse_argument(raw)
+            if isinstance(token, InputRef):
+                edge = Edge(token.step, step.name, token.output)
+                if edge not in result:
+                    result.append(edge)
+                data_from.add(token.step)
+        result += [Edge(u, step.name, None) for u in step.after if u not in data_from]
+    return result
+
+
+def upstream_of(spec: PipelineSpec) -> dict[str, set[str]]:
+    """For each step, the steps it waits for."""
+    deps: dict[str, set[str]] = {s.name: set() for s in spec.steps}
+    for edge in edges(spec):
+        deps[edge.downstream].add(edge.upstream)
+    return deps
+
+
+def find_cycle(deps: Mapping[str, set[str]]) -> list[str] | None:
+    """A dependency cycle as a list of step names (each waits for the previous), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for upstream in sorted(deps.get(node, ())):
+            if upstream not in deps:
+                continue
+            if state.get(upstream) == 1:
+                cycle = stack[stack.index(upstream):]
+                return list(reversed(cycle))
+            if state.get(upstream) is None and (found := visit(upstream)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(deps):
+        if state.get(node) is None and (found := visit(node)):
+            return found
+    return None
+
+
+def topological_order(spec: PipelineSpec) -> list[str]:
+    """Steps in an order where each comes after everything it waits for (stable: file order)."""
+    deps = upstream_of(spec)
+    done: list[str] = []
+    remaining = [s.name for s in spec.steps]
+    while remaining:
+        ready = [n for n in remaining if deps[n] <= set(done)]
+        if not ready:
+            raise ValueError(f"dependency cycle among {remaining}")
+        done += ready
+        remaining = [n for n in remaining if n not in ready]
+    return done
+
+
+def to_mermaid(spec: PipelineSpec) -> str:
+    """Mermaid flowchart: one node per step (name and kind), data edges labelled with the output."""
+    lines = ["flowchart LR"]
+    for step in spec.steps:
+        lines.append(f'    {step.name}["{step.name}<br/><small>{step.kind}</small>"]')
+    for edge in edges(spec):
+        arrow = f"-- {edge.output} -->" if edge.output else "-.->"
+        lines.append(f"    {edge.upstream} {arrow} {edge.downstream}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(spec: PipelineSpec) -> str:
+    """Graphviz DOT: same content as :func:`to_mermaid`."""
+    lines = [f'digraph "{spec.name}" {{', "    rankdir=LR;", "    node [shape=box];"]
+    for step in spec.steps:
+        lines.append(f'    "{step.name}" [label="{step.name}\\n({step.kind})"];')
+    for edge in edges(spec):
+        attrs = f' [label="{edge.output}"]' if edge.output else " [style=dashed]"
+        lines.append(f'    "{edge.upstream}" -> "{edge.downstream}"{attrs};')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,178 @@
+"""Typed model of a pipeline definition (`pipeline_defs/<name>/pipeline.yaml`).
+
+Pure data: no pulumi, no azureml. Structural rules (types, unknown keys, name syntax) live here as
+pydantic constraints; rules that relate several parts of a definition (references, cycles, files on
+disk) live in :mod:`infra.spec.validate` so that every problem is reported at once with its location.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting with
+# a letter or digit. We keep to 1-64 characters so derived names (schedules: "<pipeline>-<schedule>")
+# stay within Azure's 255-character limit with room to spare.
+AzureName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+]
+# Steps, outputs and parameters become Python identifiers on the Azure side
+# (OutputFileDatasetConfig and PipelineParameter names), so they follow identifier rules.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    """Base for every definition model: unknown keys are errors, models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParameterType(StrEnum):
+    """Types a pipeline parameter may have (mapped to `PipelineParameter` defaults on Azure)."""
+
+    STRING = "string"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+
+
+ParameterValue = bool | int | float | str
+
+
+class Parameter(_Strict):
+    """A typed pipeline parameter with its default value."""
+
+    type: ParameterType
+    default: ParameterValue
+    description: str = ""
+
+
+class Frequency(StrEnum):
+    """Azure ML v1 `ScheduleRecurrence.frequency` values."""
+
+    MINUTE = "Minute"
+    HOUR = "Hour"
+    DAY = "Day"
+    WEEK = "Week"
+    MONTH = "Month"
+
+
+class WeekDay(StrEnum):
+    """Azure ML v1 week day names (`ScheduleRecurrence.week_days`)."""
+
+    MONDAY = "Monday"
+    TUESDAY = "Tuesday"
+    WEDNESDAY = "Wednesday"
+    THURSDAY = "Thursday"
+    FRIDAY = "Friday"
+    SATURDAY = "Saturday"
+    SUNDAY = "Sunday"
+
+
+class Recurrence(_Strict):
+    """A schedule recurrence in Azure ML v1 terms (`azureml.pipeline.core.ScheduleRecurrence`).
+
+    Combination rules Azure enforces (hours/minutes only with Day or Week, week days only with Week)
+    are checked in :mod:`infra.spec.recurrence` so they are reported with the other problems.
+    """
+
+    frequency: Frequency
+    interval: Annotated[int, Field(ge=1, le=1000)] = 1
+    hours: list[Annotated[int, Field(ge=0, le=23)]] | None = None
+    minutes: list[Annotated[int, Field(ge=0, le=59)]] | None = None
+    week_days: list[WeekDay] | None = None
+    time_zone: str | None = None
+    start_time: str | None = None
+
+
+class Schedule(_Strict):
+    """A schedule of a pipeline: either a recurrence or a cron expression (translated)."""
+
+    name: AzureName
+    description: str = ""
+    recurrence: Recurrence | None = None
+    cron: str | None = None
+    time_zone: str = "UTC"
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class _StepBase(_Strict):
+    name: Identifier
+    description: str = ""
+    code: str = Field(description="Code folder, relative to the pipeline folder.")
+    args: list[str | int | float | bool] = Field(
+        default_factory=list,
+        description=(
+            "Arguments. A whole argument may be a reference: ${{parameters.NAME}}, "
+            "${{steps.STEP.outputs.NAME}} (an upstream output, mounted read-only) or "
+            "${{outputs.NAME}} (a directory this step writes)."
+        ),
+    )
+    outputs: list[Identifier] = Field(default_factory=list)
+    after: list[Identifier] = Field(
+        default_factory=list, description="Extra ordering dependencies on other steps."
+    )
+    compute: str | None = Field(default=None, description="Cluster name; default: the pipeline's.")
+    image: str | None = Field(default=None, description="Image key; default: the pipeline's.")
+    allow_reuse: bool = True
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class PythonStep(_StepBase):
+    """A Python script run with the image's `python` (`PythonScriptStep` on Azure)."""
+
+    kind: Literal["python"]
+    script: str
+
+
+class RStep(_StepBase):
+    """An R script run with `Rscript` (`CommandStep` on Azure; `RScriptStep` is deprecated)."""
+
+    kind: Literal["r"]
+    script: str
+
+
+class CommandStep(_StepBase):
+    """A plain command (argv list) run in the code folder (`CommandStep` on Azure)."""
+
+    kind: Literal["command"]
+    command: Annotated[list[str], Field(min_length=1)]
+
+
+Step = Annotated[PythonStep | RStep | CommandStep, Field(discriminator="kind")]
+
+
+class PipelineSpec(_Strict):
+    """One pipeline definition, as written in `pipeline.yaml`."""
+
+    schema_: str | None = Field(default=None, alias="$schema", exclude=True)
+    name: AzureName
+    description: str = ""
+    experiment: AzureName
+    compute: str = Field(description="Default cluster name (a cluster of the stack config).")
+    image: str = Field(default="training", description="Default image key (built from docker/).")
+    parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
+    steps: Annotated[list[Step], Field(min_length=1)]
+    schedules: list[Schedule] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    def step(self, name: str) -> PythonStep | RStep | CommandStep:
+        """Return the step called `name` (KeyError when absent)."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def step_compute(self, step: PythonStep | RStep | CommandStep) -> str:
+        """The cluster a step runs on: its own or the pipeline default."""
+        return step.compute or self.compute
+
+    def step_image(self, step: PythonStep | RStep | CommandStep) -> str:
+        """The image key a step runs in: its own or the pipeline default."""
+        return step.image or self.image
+
+
+AnyStep = PythonStep | RStep | CommandStep

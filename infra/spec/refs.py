@@ -1,0 +1,139 @@
+"""Argument references and the one resolver shared by the Azure ML compiler and the local runner.
+
+An argument is either a literal or, as a whole, one reference:
+
+- ``${{parameters.NAME}}``: a pipeline parameter (a `PipelineParameter` on Azure, its value locally);
+- ``${{steps.STEP.outputs.NAME}}``: a named output of an upstream step (an input of this step);
+- ``${{outputs.NAME}}``: a directory this step writes.
+
+Both back ends call :func:`resolve_arguments` with their own :class:`ArgumentBinder`, so an argument
+means the same thing in the cloud and on a laptop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+_REF = re.compile(r"\$\{\{\s*(?P<body>[^}]*?)\s*\}\}")
+_PARAM = re.compile(r"^parameters\.(?P<name>[A-Za-z][A-Za-z0-9_]*)$")
+_INPUT = re.compile(
+    r"^steps\.(?P<step>[A-Za-z][A-Za-z0-9_]*)\.outputs\.(?P<output>[A-Za-z][A-Za-z0-9_]*)$"
+)
+_OUTPUT = re.compile(r"^outputs\.(?P<name>[A-Za-z][A-Za-z0-9_]*)$")
+
+
+class InvalidReference(ValueError):
+    """An argument that looks like a reference but is not a valid one."""
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A plain argument, passed as its string form."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    """Reference to a pipeline parameter."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """Reference to a named output of an upstream step."""
+
+    step: str
+    output: str
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """Reference to a directory the step itself writes."""
+
+    name: str
+
+
+Token = Literal | ParamRef | InputRef | OutputRef
+
+
+def _literal_text(value: str | int | float | bool) -> str:
+    # YAML booleans become the strings Python's argparse and R's optparse users expect.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_argument(value: str | int | float | bool) -> Token:
+    """Parse one argument into a token; raise :class:`InvalidReference` for malformed references."""
+    if not isinstance(value, str):
+        return Literal(_literal_text(value))
+    matches = list(_REF.finditer(value))
+    if not matches:
+        if "${{" in value:
+            raise InvalidReference(f"unterminated reference {value!r}: expected ${{{{ ... }}}}")
+        return Literal(value)
+    if len(matches) > 1 or matches[0].span() != (0, len(value)):
+        raise InvalidReference(
+            f"reference must be a whole argument, not part of {value!r} "
+            "(split it into separate arguments, e.g. ['--out', '${{outputs.model}}'])"
+        )
+    body = matches[0].group("body")
+    if m := _PARAM.match(body):
+        return ParamRef(m.group("name"))
+    if m := _INPUT.match(body):
+        return InputRef(m.group("step"), m.group("output"))
+    if m := _OUTPUT.match(body):
+        return OutputRef(m.group("name"))
+    raise InvalidReference(
+        f"unknown reference ${{{{{body}}}}}: expected parameters.NAME, "
+        "steps.STEP.outputs.NAME or outputs.NAME"
+    )
+
+
+T = TypeVar("T", covariant=True)
+
+
+class ArgumentBinder(Protocol[T]):
+    """What a back end substitutes for each kind of token."""
+
+    def literal(self, value: str) -> T: ...
+
+    def parameter(self, name: str) -> T: ...
+
+    def step_input(self, step: str, output: str) -> T: ...
+
+    def step_output(self, name: str) -> T: ...
+
+
+def resolve_arguments(args: list[str | int | float | bool], binder: ArgumentBinder[T]) -> list[T]:
+    """Turn a step's argument list into back-end values, in order, one per argument."""
+    resolved: list[T] = []
+    for raw in args:
+        token = parse_argument(raw)
+        match token:
+            case Literal(value):
+                resolved.append(binder.literal(value))
+            case ParamRef(name):
+                resolved.append(binder.parameter(name))
+            case InputRef(step, output):
+                resolved.append(binder.step_input(step, output))
+            case OutputRef(name):
+                resolved.append(binder.step_output(name))
+    return resolved
+
+
+def step_inputs(args: list[str | int | float | bool]) -> list[InputRef]:
+    """The upstream outputs a step reads, in argument order, without duplicates (malformed skipped)."""
+    seen: dict[InputRef, None] = {}
+    for raw in args:
+        try:
+            token = parse_argument(raw)
+        except InvalidReference:
+            continue
+        if isinstance(token, InputRef):
+            seen.setdefault(token, None)
+    return list(seen)

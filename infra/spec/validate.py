@@ -1,0 +1,259 @@
+"""Meaning checks on a pipeline definition: references, the DAG, files on disk, schedules.
+
+Works on the structurally valid parts of a document (:class:`PartialSpec`) so that a document with
+a typo in one step still gets its other steps, cycles and schedules checked in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.spec.errors import KeyPath
+from infra.spec.graph import find_cycle
+from infra.spec.model import (
+    AnyStep,
+    CommandStep,
+    Parameter,
+    ParameterType,
+    ParameterValue,
+    Schedule,
+)
+from infra.spec.recurrence import CronNotExpressible, cron_to_recurrence, recurrence_problems
+from infra.spec.refs import InputRef, InvalidReference, OutputRef, ParamRef, parse_argument
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem located by key path inside one document."""
+
+    path: KeyPath
+    message: str
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """Names a definition may refer to outside itself (from stack config); None = not checked."""
+
+    computes: frozenset[str] | None = None
+    images: frozenset[str] | None = None
+
+
+@dataclass
+class PartialSpec:
+    """The structurally valid parts of a document (None where a part is invalid)."""
+
+    steps: list[AnyStep | None]
+    step_names: list[object]
+    schedules: list[Schedule | None]
+    parameters: dict[str, Parameter | None]
+    compute: str | None
+    image: str | None
+
+
+def value_matches(kind: ParameterType, value: ParameterValue) -> bool:
+    """Whether `value` is a valid value for a parameter of type `kind` (YAML types, no coercion)."""
+    if kind is ParameterType.BOOL:
+        return isinstance(value, bool)
+    if kind is ParameterType.INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is ParameterType.FLOAT:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _known(names: Sequence[str], what: str) -> str:
+    return f"known {what}: {', '.join(sorted(names))}" if names else f"no {what} are defined"
+
+
+def _check_names(spec: PartialSpec) -> Iterator[Problem]:
+    first_index: dict[str, int] = {}
+    for index, name in enumerate(spec.step_names):
+        if not isinstance(name, str):
+            continue
+        if name in first_index:
+            yield Problem(
+                ("steps", index, "name"),
+                f"duplicate step name {name!r} (also steps[{first_index[name]}])",
+            )
+        else:
+            first_index[name] = index
+    seen: dict[str, int] = {}
+    for index, schedule in enumerate(spec.schedules):
+        if schedule is None:
+            continue
+        if schedule.name in seen:
+            yield Problem(
+                ("schedules", index, "name"),
+                f"duplicate schedule name {schedule.name!r} (also schedules[{seen[schedule.name]}])",
+            )
+        else:
+            seen[schedule.name] = index
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return os.path.commonpath([path, folder]) == str(folder)
+
+
+def _check_files(index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path) -> Iterator[Problem]:
+    root = repo_root.resolve()
+    code = (pipeline_dir / step.code).resolve()
+    if not _inside(code, root):
+        yield Problem(
+            ("steps", index, "code"), f"code folder {step.code!r} escapes the repository ({root})"
+        )
+        return
+    if not code.is_dir():
+        yield Problem(("steps", index, "code"), f"code folder {step.code!r} not found ({code})")
+        return
+    if isinstance(step, CommandStep):
+        return
+    script = (code / step.script).resolve()
+    if not _inside(script, code):
+        yield Problem(
+            ("steps", index, "script"), f"script {step.script!r} escapes its code folder"
+        )
+    elif not script.is_file():
+        yield Problem(
+            ("steps", index, "script"),
+            f"script {step.script!r} not found in code folder {step.code!r}",
+        )
+
+
+def _check_references(index: int, step: AnyStep, spec: PartialSpec) -> Iterator[Problem]:
+    params = list(spec.parameters)
+    steps_by_name = {s.name: s for s in spec.steps if s is not None}
+    names = [n for n in spec.step_names if isinstance(n, str)]
+    for arg_index, raw in enumerate(step.args):
+        where = ("steps", index, "args", arg_index)
+        try:
+            token = parse_argument(raw)
+        except InvalidReference as exc:
+            yield Problem(where, str(exc))
+            continue
+        match token:
+            case ParamRef(name) if name not in spec.parameters:
+                yield Problem(where, f"unknown parameter {name!r} ({_known(params, 'parameters')})")
+            case OutputRef(name) if name not in step.outputs:
+                yield Problem(
+                    where,
+                    f"output {name!r} is not declared in this step's outputs "
+                    f"({_known(step.outputs, 'outputs')})",
+                )
+            case InputRef(ref_step, _) if ref_step == step.name:
+                yield Problem(where, "a step cannot read its own output; use ${{outputs.NAME}}")
+            case InputRef(ref_step, _) if ref_step not in names:
+                yield Problem(where, f"unknown step {ref_step!r} ({_known(names, 'steps')})")
+            case InputRef(ref_step, output) if (
+                ref_step in steps_by_name and output not in steps_by_name[ref_step].outputs
+            ):
+                declared = steps_by_name[ref_step].outputs
+                yield Problem(
+                    where,
+                    f"step {ref_step!r} has no output {output!r} ({_known(declared, 'outputs')})",
+                )
+    for after_index, other in enumerate(step.after):
+        where = ("steps", index, "after", after_index)
+        if other == step.name:
+            yield Problem(where, "a step cannot run after itself")
+        elif other not in names:
+            yield Problem(where, f"unknown step {other!r} ({_known(names, 'steps')})")
+    if len(set(step.outputs)) != len(step.outputs):
+        yield Problem(("steps", index, "outputs"), "duplicate output names")
+
+
+def _check_targets(index: int, step: AnyStep, spec: PartialSpec, known: KnownNames) -> Iterator[Problem]:
+    if known.computes is not None and step.compute and step.compute not in known.computes:
+        yield Problem(
+            ("steps", index, "compute"),
+            f"unknown compute {step.compute!r} ({_known(sorted(known.computes), 'clusters')})",
+        )
+    if known.images is not None and step.image and step.image not in known.images:
+        yield Problem(
+            ("steps", index, "image"),
+            f"unknown image {step.image!r} ({_known(sorted(known.images), 'images')})",
+        )
+
+
+def _check_dag(spec: PartialSpec) -> Iterator[Problem]:
+    edges: dict[str, set[str]] = {}
+    for step in spec.steps:
+        if step is None:
+            continue
+        upstream = set(step.after)
+        for raw in step.args:
+            try:
+                token = parse_argument(raw)
+            except InvalidReference:
+                continue
+            if isinstance(token, InputRef):
+                upstream.add(token.step)
+        edges[step.name] = {u for u in upstream if u != step.name}
+    cycle = find_cycle(edges)
+    if cycle:
+        index = next(i for i, s in enumerate(spec.step_names) if s == cycle[0])
+        yield Problem(("steps", index), "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+
+
+def _check_parameters(spec: PartialSpec) -> Iterator[Problem]:
+    for name, param in spec.parameters.items():
+        if param is not None and not value_matches(param.type, param.default):
+            yield Problem(
+                ("parameters", name, "default"),
+                f"default {param.default!r} is not a valid {param.type.value}",
+            )
+
+
+def _check_schedule(index: int, schedule: Schedule, spec: PartialSpec) -> Iterator[Problem]:
+    base = ("schedules", index)
+    if (schedule.recurrence is None) == (schedule.cron is None):
+        which = "both" if schedule.cron is not None else "neither"
+        yield Problem(base, f"a schedule needs exactly one of 'recurrence' or 'cron', got {which}")
+    if schedule.recurrence is not None:
+        for problem in recurrence_problems(schedule.recurrence):
+            yield Problem(base + problem.path, problem.message)
+    if schedule.cron is not None:
+        try:
+            cron_to_recurrence(schedule.cron, schedule.time_zone)
+        except CronNotExpressible as exc:
+            yield Problem((*base, "cron"), str(exc))
+        except ValueError as exc:
+            yield Problem((*base, "cron"), str(exc))
+    for name, value in schedule.parameters.items():
+        where = (*base, "parameters", name)
+        if name not in spec.parameters:
+            yield Problem(where, f"unknown parameter {name!r} ({_known(list(spec.parameters), 'parameters')})")
+            continue
+        param = spec.parameters[name]
+        if param is not None and not value_matches(param.type, value):
+            yield Problem(where, f"value {value!r} is not a valid {param.type.value}")
+
+
+def validate_partial(
+    spec: PartialSpec, pipeline_dir: Path, repo_root: Path, known: KnownNames | None = None
+) -> list[Problem]:
+    """Every meaning problem of a document, in document order."""
+    known = known or KnownNames()
+    problems = list(_check_names(spec))
+    problems += _check_parameters(spec)
+    if known.computes is not None and spec.compute and spec.compute not in known.computes:
+        problems.append(
+            Problem(("compute",), f"unknown compute {spec.compute!r} ({_known(sorted(known.computes), 'clusters')})")
+        )
+    if known.images is not None and spec.image and spec.image not in known.images:
+        problems.append(
+            Problem(("image",), f"unknown image {spec.image!r} ({_known(sorted(known.images), 'images')})")
+        )
+    for index, step in enumerate(spec.steps):
+        if step is None:
+            continue
+        problems += _check_files(index, step, pipeline_dir, repo_root)
+        problems += _check_references(index, step, spec)
+        problems += _check_targets(index, step, spec, known)
+    problems += _check_dag(spec)
+    for index, schedule in enumerate(spec.schedules):
+        if schedule is not None:
+            problems += _check_schedule(index, schedule, spec)
+    return problems

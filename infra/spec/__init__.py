@@ -5,7 +5,14 @@ program and the dynamic provider can all build on it cheaply.
 """
 
 from infra.spec.errors import SpecError, SpecErrors
-from infra.spec.hashing import PipelineDigest, StepDigest, TreeDigest, pipeline_digest, tree_digest
+from infra.spec.hashing import (
+    PipelineDigest,
+    StepDigest,
+    TreeDigest,
+    build_context_tag,
+    pipeline_digest,
+    tree_digest,
+)
 from infra.spec.loader import (
     DefinitionSet,
     LoadedPipeline,
@@ -26,6 +33,7 @@ __all__ = [
     "SpecErrors",
     "StepDigest",
     "TreeDigest",
+    "build_context_tag",
     "find_repo_root",
     "load_definitions",
     "load_pipeline",

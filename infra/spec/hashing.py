@@ -152,3 +152,11 @@ def pipeline_digest(
         canonical_json(images),
     )
     return PipelineDigest(digest, steps, images)
+
+
+def build_context_tag(context: Path, build_args: Mapping[str, str] | None = None) -> str:
+    """Image tag for a Docker build context: a digest of its files (`.dockerignore` honoured) and
+    build arguments. Shared by the Pulumi image resource and `amlpipe build`, so an unchanged
+    context maps to an existing tag and is neither rebuilt nor pushed."""
+    files = tree_digest(context, ignore_file=".dockerignore").digest
+    return "ctx-" + _sha256_text(files, canonical_json(dict(build_args or {})))[:20]

@@ -54,7 +54,7 @@ def find_cycle(deps: Mapping[str, set[str]]) -> list[str] | None:
             if upstream not in deps:
                 continue
             if state.get(upstream) == 1:
-                cycle = stack[stack.index(upstream):]
+                cycle = stack[stack.index(upstream) :]
                 return list(reversed(cycle))
             if state.get(upstream) is None and (found := visit(upstream)):
                 return found

@@ -97,7 +97,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.commonpath([path, folder]) == str(folder)
 
 
-def _check_files(index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path) -> Iterator[Problem]:
+def _check_files(
+    index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path
+) -> Iterator[Problem]:
     root = repo_root.resolve()
     code = (pipeline_dir / step.code).resolve()
     if not _inside(code, root):
@@ -112,9 +114,7 @@ def _check_files(index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path)
         return
     script = (code / step.script).resolve()
     if not _inside(script, code):
-        yield Problem(
-            ("steps", index, "script"), f"script {step.script!r} escapes its code folder"
-        )
+        yield Problem(("steps", index, "script"), f"script {step.script!r} escapes its code folder")
     elif not script.is_file():
         yield Problem(
             ("steps", index, "script"),
@@ -164,7 +164,9 @@ def _check_references(index: int, step: AnyStep, spec: PartialSpec) -> Iterator[
         yield Problem(("steps", index, "outputs"), "duplicate output names")
 
 
-def _check_targets(index: int, step: AnyStep, spec: PartialSpec, known: KnownNames) -> Iterator[Problem]:
+def _check_targets(
+    index: int, step: AnyStep, spec: PartialSpec, known: KnownNames
+) -> Iterator[Problem]:
     if known.computes is not None and step.compute and step.compute not in known.computes:
         yield Problem(
             ("steps", index, "compute"),
@@ -224,7 +226,9 @@ def _check_schedule(index: int, schedule: Schedule, spec: PartialSpec) -> Iterat
     for name, value in schedule.parameters.items():
         where = (*base, "parameters", name)
         if name not in spec.parameters:
-            yield Problem(where, f"unknown parameter {name!r} ({_known(list(spec.parameters), 'parameters')})")
+            yield Problem(
+                where, f"unknown parameter {name!r} ({_known(list(spec.parameters), 'parameters')})"
+            )
             continue
         param = spec.parameters[name]
         if param is not None and not value_matches(param.type, value):
@@ -240,11 +244,17 @@ def validate_partial(
     problems += _check_parameters(spec)
     if known.computes is not None and spec.compute and spec.compute not in known.computes:
         problems.append(
-            Problem(("compute",), f"unknown compute {spec.compute!r} ({_known(sorted(known.computes), 'clusters')})")
+            Problem(
+                ("compute",),
+                f"unknown compute {spec.compute!r} ({_known(sorted(known.computes), 'clusters')})",
+            )
         )
     if known.images is not None and spec.image and spec.image not in known.images:
         problems.append(
-            Problem(("image",), f"unknown image {spec.image!r} ({_known(sorted(known.images), 'images')})")
+            Problem(
+                ("image",),
+                f"unknown image {spec.image!r} ({_known(sorted(known.images), 'images')})",
+            )
         )
     for index, step in enumerate(spec.steps):
         if step is None:

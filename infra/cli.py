@@ -1,0 +1,193 @@
+"""`amlpipe`: validate, draw, hash (and run) pipeline definitions locally, without Azure.
+
+Every subcommand reuses the spec core; nothing here re-implements loading or validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from infra.spec import build_context_tag, load_definitions, pipeline_digest
+from infra.spec.graph import to_dot, to_mermaid
+from infra.spec.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
+from infra.spec.schema import render_schema
+
+DEFAULT_DEFS = Path("pipeline_defs")
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _load(paths: Sequence[Path]) -> DefinitionSet:
+    return load_definitions(list(paths) or [DEFAULT_DEFS])
+
+
+def _resolve_pipeline(defs_dir: Path, name: str, err: Console) -> LoadedPipeline | None:
+    """The valid pipeline `name`, or None after printing why not."""
+    definitions = _load([defs_dir])
+    if definitions.errors:
+        err.print(f"[red]{len(definitions.errors)} problem(s) in {defs_dir}:[/red]")
+        for error in definitions.errors:
+            err.print(f"  {error}", markup=False, highlight=False)
+    try:
+        return definitions.by_name(name)
+    except KeyError as exc:
+        err.print(f"[red]error:[/red] {exc.args[0]}")
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate definitions; print every problem; exit 1 when there is any."""
+    definitions = _load(args.paths)
+    if args.json:
+        payload = {
+            "valid": not definitions.errors,
+            "pipelines": [p.spec.name for p in definitions.pipelines],
+            "errors": [e.to_json() for e in definitions.errors],
+        }
+        print(json.dumps(payload, indent=2))
+        return EXIT_INVALID if definitions.errors else EXIT_OK
+    out, err = Console(), Console(stderr=True)
+    for error in definitions.errors:
+        err.print(str(error), markup=False, highlight=False)
+    if definitions.errors:
+        count = len(definitions.errors)
+        err.print(f"[red]{count} problem{'s' if count != 1 else ''} found[/red]")
+        return EXIT_INVALID
+    for pipeline in definitions.pipelines:
+        steps = len(pipeline.spec.steps)
+        schedules = len(pipeline.spec.schedules)
+        out.print(
+            f"[green]ok[/green] {pipeline.spec.name} ({display_path(pipeline.file)}): "
+            f"{steps} step{'s' if steps != 1 else ''}, "
+            f"{schedules} schedule{'s' if schedules != 1 else ''}"
+        )
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print a pipeline's DAG as Mermaid (default) or Graphviz DOT."""
+    pipeline = _resolve_pipeline(args.defs, args.name, Console(stderr=True))
+    if pipeline is None:
+        return EXIT_INVALID
+    sys.stdout.write(to_dot(pipeline.spec) if args.format == "dot" else to_mermaid(pipeline.spec))
+    return EXIT_OK
+
+
+def default_image_refs(repo_root: Path) -> dict[str, str]:
+    """Image references used locally: the `training` image built from docker/ by content tag."""
+    context = repo_root / "docker"
+    if not context.is_dir():
+        return {}
+    return {"training": f"azureml-pipelines/training:{build_context_tag(context)}"}
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    """Print the content hash of a pipeline and of each of its steps."""
+    pipeline = _resolve_pipeline(args.defs, args.name, Console(stderr=True))
+    if pipeline is None:
+        return EXIT_INVALID
+    refs = default_image_refs(find_repo_root(pipeline.folder))
+    for item in args.image:
+        key, _, ref = item.partition("=")
+        if not ref:
+            Console(stderr=True).print(f"[red]error:[/red] --image expects KEY=REF, got {item!r}")
+            return EXIT_USAGE
+        refs[key] = ref
+    digest = pipeline_digest(pipeline, refs)
+    if args.json:
+        payload = {
+            "pipeline": pipeline.spec.name,
+            "hash": digest.digest,
+            "images": digest.images,
+            "steps": {
+                name: {"hash": s.digest, "code": s.code.digest, "files": s.code.files}
+                for name, s in digest.steps.items()
+            },
+        }
+        print(json.dumps(payload, indent=2))
+        return EXIT_OK
+    out = Console()
+    out.print(f"pipeline {pipeline.spec.name}: [bold]{digest.digest}[/bold]")
+    table = Table("step", "hash", "code hash", "files", "bytes")
+    for name, step in digest.steps.items():
+        table.add_row(
+            name, step.digest[:16], step.code.digest[:16], str(step.code.files), str(step.code.size)
+        )
+    out.print(table)
+    for key, ref in digest.images.items():
+        out.print(f"image {key}: {ref}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write (or print) the JSON Schema of pipeline.yaml."""
+    text = render_schema()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `amlpipe` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="amlpipe", description="Validate, draw, hash and run Azure ML pipeline definitions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="validate definitions; every problem, located")
+    validate.add_argument(
+        "paths", nargs="*", type=Path, help="files or folders (default: pipeline_defs)"
+    )
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.set_defaults(func=cmd_validate)
+
+    graph = sub.add_parser("graph", help="draw a pipeline's DAG")
+    graph.add_argument("name")
+    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    graph.add_argument(
+        "--dot", dest="format", action="store_const", const="dot", help="Graphviz DOT"
+    )
+    graph.add_argument("--defs", type=Path, default=DEFAULT_DEFS, help="definitions folder")
+    graph.set_defaults(func=cmd_graph)
+
+    hash_ = sub.add_parser("hash", help="content hash of a pipeline and its steps")
+    hash_.add_argument("name")
+    hash_.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="KEY=REF",
+        help="image reference for an image key (default: docker/ content tag)",
+    )
+    hash_.add_argument("--json", action="store_true")
+    hash_.add_argument("--defs", type=Path, default=DEFAULT_DEFS)
+    hash_.set_defaults(func=cmd_hash)
+
+    schema = sub.add_parser("schema", help="write the JSON Schema of pipeline.yaml")
+    schema.add_argument(
+        "--output",
+        default=str(DEFAULT_DEFS / "pipeline.schema.json"),
+        help="file to write, or - for stdout",
+    )
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `amlpipe` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,7 +33,7 @@ def _resolve_pipeline(defs_dir: Path, name: str, err: Console) -> LoadedPipeline
     if definitions.errors:
         err.print(f"[red]{len(definitions.errors)} problem(s) in {defs_dir}:[/red]")
         for error in definitions.errors:
-            err.print(f"  {error}", markup=False, highlight=False)
+            print(f"  {error}", file=sys.stderr)
     try:
         return definitions.by_name(name)
     except KeyError as exc:
@@ -54,7 +54,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID if definitions.errors else EXIT_OK
     out, err = Console(), Console(stderr=True)
     for error in definitions.errors:
-        err.print(str(error), markup=False, highlight=False)
+        # Plain lines (no wrapping, no markup) so editors and grep can jump to file:line.
+        print(error, file=sys.stderr)
     if definitions.errors:
         count = len(definitions.errors)
         err.print(f"[red]{count} problem{'s' if count != 1 else ''} found[/red]")

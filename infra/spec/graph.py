@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infra.spec.model import PipelineSpec
-from infra.spec.refs import parse_argument, InputRef
+from infra.spec.refs import InputRef, parse_argument
 
 
 @dataclass(frozen=True)

@@ -138,8 +138,8 @@ def pipeline_digest(
     """Digest of what a publish depends on: settings, every step, and the image references.
 
     Schedules and tags are left out on purpose: they are managed without publishing a new version.
-    `image_refs` maps image keys to the references they resolve to (e.g. `registry/name:tag@digest`);
-    a key without a reference is hashed by name.
+    `image_refs` maps image keys to the references they resolve to (e.g.
+    `registry/name:tag@digest`); a key without a reference is hashed by name.
     """
     spec = loaded.spec
     steps = step_digests(loaded)

@@ -74,7 +74,7 @@ def find_repo_root(start: Path) -> Path:
 
 
 def find_pipeline_files(path: Path) -> list[Path]:
-    """`pipeline.yaml` files under `path` (a file, a pipeline folder, or a folder of them), sorted."""
+    """`pipeline.yaml` files under `path` (a file, a pipeline folder or a folder of them)."""
     if path.is_file():
         return [path]
     if (path / PIPELINE_FILE).is_file():
@@ -133,9 +133,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> KeyPath:
     for part in loc:
         if part == "[key]":
             continue
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
         elif part in _STEP_TAGS and isinstance(node, dict) and node.get("kind") == part:
             continue
@@ -169,7 +169,7 @@ def _structural_errors(exc: ValidationError, data: Any, tree: Any, file: str) ->
 
 
 def _partial(data: dict[str, Any]) -> PartialSpec:
-    """The structurally valid parts of a document, so meaning can be checked despite other errors."""
+    """The structurally valid parts of a document, so meaning is checked despite other errors."""
 
     def valid(adapter: TypeAdapter[Any], value: Any) -> Any:
         try:
@@ -225,7 +225,7 @@ def load_pipeline(
     for problem in validate_partial(_partial(data), file.parent, repo_root, known):
         errors.append(SpecError(shown, _line_of(tree, problem.path), problem.path, problem.message))
     if spec is None or errors:
-        return None, errors
+        return None, sorted(errors, key=lambda e: e.line or 0)
     return LoadedPipeline(spec=spec, file=file), []
 
 

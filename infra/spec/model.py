@@ -2,7 +2,7 @@
 
 Pure data: no pulumi, no azureml. Structural rules (types, unknown keys, name syntax) live here as
 pydantic constraints; rules that relate several parts of a definition (references, cycles, files on
-disk) live in :mod:`infra.spec.validate` so that every problem is reported at once with its location.
+disk) live in :mod:`infra.spec.validate`, so every problem is reported at once with its location.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-# Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting with
-# a letter or digit. We keep to 1-64 characters so derived names (schedules: "<pipeline>-<schedule>")
+# Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting
+# with a letter or digit. We keep to 1-64 characters so derived names ("<pipeline>-<schedule>")
 # stay within Azure's 255-character limit with room to spare.
 AzureName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 # Steps, outputs and parameters become Python identifiers on the Azure side

@@ -2,7 +2,7 @@
 
 Azure ML v1 (`ScheduleRecurrence`) has no cron. A 5-field cron expression is translated into the
 recurrence that fires at exactly the same instants (Day or Week frequency with explicit hour and
-minute lists), or rejected with the reason when v1 cannot express it (day-of-month and month fields).
+minute lists), or rejected with the reason when v1 cannot express it (day-of-month, month).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
 
 
 def effective_recurrence(schedule: Schedule) -> Recurrence:
-    """The recurrence a schedule publishes: its own, or its cron translated (validated specs only)."""
+    """The recurrence a schedule publishes: its own, or its cron translated (valid specs only)."""
     if schedule.recurrence is not None:
         if schedule.recurrence.time_zone is None:
             return schedule.recurrence.model_copy(update={"time_zone": schedule.time_zone})

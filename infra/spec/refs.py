@@ -2,7 +2,7 @@
 
 An argument is either a literal or, as a whole, one reference:
 
-- ``${{parameters.NAME}}``: a pipeline parameter (a `PipelineParameter` on Azure, its value locally);
+- ``${{parameters.NAME}}``: a pipeline parameter (`PipelineParameter` on Azure, a value locally);
 - ``${{steps.STEP.outputs.NAME}}``: a named output of an upstream step (an input of this step);
 - ``${{outputs.NAME}}``: a directory this step writes.
 
@@ -127,7 +127,7 @@ def resolve_arguments(args: list[str | int | float | bool], binder: ArgumentBind
 
 
 def step_inputs(args: list[str | int | float | bool]) -> list[InputRef]:
-    """The upstream outputs a step reads, in argument order, without duplicates (malformed skipped)."""
+    """Upstream outputs a step reads, in argument order, without duplicates (malformed skipped)."""
     seen: dict[InputRef, None] = {}
     for raw in args:
         try:

@@ -87,7 +87,8 @@ def _check_names(spec: PartialSpec) -> Iterator[Problem]:
         if schedule.name in seen:
             yield Problem(
                 ("schedules", index, "name"),
-                f"duplicate schedule name {schedule.name!r} (also schedules[{seen[schedule.name]}])",
+                f"duplicate schedule name {schedule.name!r} "
+                f"(also schedules[{seen[schedule.name]}])",
             )
         else:
             seen[schedule.name] = index

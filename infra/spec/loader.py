@@ -20,12 +20,23 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from infra.spec.errors import KeyPath, SpecError, SpecErrors
-from infra.spec.model import Parameter, PipelineSpec, Schedule, Step
+from infra.spec.model import (
+    AZURE_NAME_PATTERN,
+    IDENTIFIER_PATTERN,
+    Parameter,
+    PipelineSpec,
+    Schedule,
+    Step,
+)
 from infra.spec.validate import KnownNames, PartialSpec, validate_partial
 
 PIPELINE_FILE = "pipeline.yaml"
 _STEP_TAGS = {"python", "r", "command"}
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
+_NAME_RULES = {
+    AZURE_NAME_PATTERN: "use 1-64 letters, digits, '-' or '_', starting with a letter or digit",
+    IDENTIFIER_PATTERN: "use 1-64 letters, digits or '_', starting with a letter",
+}
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,8 @@ def _pydantic_message(error: Any) -> str:
     if kind == "union_tag_not_found":
         return "step needs a 'kind': one of 'python', 'r', 'command'"
     if kind == "string_pattern_mismatch":
-        return f"invalid name {error.get('input')!r}: {msg}"
+        rule = _NAME_RULES.get(error.get("ctx", {}).get("pattern", ""), msg)
+        return f"invalid name {error.get('input')!r}: {rule}"
     return str(msg)
 
 

@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 # Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting
 # with a letter or digit. We keep to 1-64 characters so derived names ("<pipeline>-<schedule>")
 # stay within Azure's 255-character limit with room to spare.
-AzureName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+AZURE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+AzureName = Annotated[str, StringConstraints(pattern=AZURE_NAME_PATTERN)]
 # Steps, outputs and parameters become Python identifiers on the Azure side
 # (OutputFileDatasetConfig and PipelineParameter names), so they follow identifier rules.
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 
 
 class _Strict(BaseModel):

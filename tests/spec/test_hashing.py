@@ -1,0 +1,157 @@
+"""Content hashes are stable across checkouts and formatting, and move with every byte of code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.spec import load_definitions, pipeline_digest, tree_digest
+from infra.spec.hashing import PipelineDigest, build_context_tag
+
+REORDERED = """\
+experiment: demo-exp    # keys in another order, other comments, flow style
+name: demo
+compute: cpu-cluster
+schedules: [{cron: '30 2 * * *', name: nightly}]
+parameters:
+  rate: {default: 0.5, type: float}
+  rows:
+    default: 100
+    type: int
+steps:
+  - {name: prep, kind: python, code: steps/prep, script: prep.py,
+     args: [--rows, '${{parameters.rows}}', --out, '${{outputs.data}}'], outputs: [data]}
+  - name: train
+    script: train.R
+    kind: r
+    outputs: [model]
+    code: steps/train
+    args: [--data, '${{steps.prep.outputs.data}}', --model, '${{outputs.model}}']
+"""
+
+
+def digest_of(folder: Path, **refs: str) -> PipelineDigest:
+    pipeline = load_definitions([folder]).raise_if_invalid()[0]
+    return pipeline_digest(pipeline, refs)
+
+
+def test_key_order_comments_and_formatting_do_not_change_the_hash(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    original = digest_of(make_repo())
+    reordered = digest_of(make_repo(REORDERED, root=tmp_path / "other"))
+
+    assert reordered == original
+
+
+def test_a_clone_elsewhere_with_other_mtimes_and_modes_hashes_the_same(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    clone = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(folder.parents[1], clone)
+    script = clone / "pipeline_defs/demo/steps/prep/prep.py"
+    os.utime(script, (0, 0))
+    script.chmod(0o640)  # group/other bits differ between umasks; only the exec bit counts
+
+    assert digest_of(clone / "pipeline_defs/demo") == before
+
+
+def test_one_changed_byte_changes_that_step_and_the_pipeline_only(
+    make_repo: Callable[..., Path],
+) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    (folder / "steps/prep/util.py").write_text("X = 2\n")
+
+    after = digest_of(folder)
+
+    assert after.digest != before.digest
+    assert after.steps["prep"].digest != before.steps["prep"].digest
+    assert after.steps["train"] == before.steps["train"]
+
+
+def test_the_executable_bit_is_part_of_the_hash(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    (folder / "steps/train/train.R").chmod(0o755)
+
+    assert digest_of(folder).steps["train"].digest != before.steps["train"].digest
+
+
+def test_files_in_amlignore_and_bytecode_are_left_out(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    (folder / "steps/prep/.amlignore").write_text("data/\n*.csv\n")
+    with_ignore_file = digest_of(folder)
+    (folder / "steps/prep/data").mkdir()
+    (folder / "steps/prep/data/big.bin").write_bytes(b"\0" * 1000)
+    (folder / "steps/prep/local.csv").write_text("a,b\n")
+    (folder / "steps/prep/__pycache__").mkdir()
+    (folder / "steps/prep/__pycache__/prep.cpython-311.pyc").write_bytes(b"junk")
+
+    assert with_ignore_file.steps["prep"].digest != before.steps["prep"].digest
+    assert digest_of(folder) == with_ignore_file
+
+
+def test_a_new_file_in_a_code_folder_changes_the_hash(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    (folder / "steps/train/helpers.R").write_text("f <- function() 1\n")
+
+    assert digest_of(folder).steps["train"].digest != before.steps["train"].digest
+
+
+def test_the_image_reference_changes_the_pipeline_hash_not_the_steps(
+    make_repo: Callable[..., Path],
+) -> None:
+    folder = make_repo()
+    one = digest_of(folder, training="acr.io/training:ctx-1@sha256:aa")
+    two = digest_of(folder, training="acr.io/training:ctx-2@sha256:bb")
+
+    assert one.digest != two.digest
+    assert one.steps == two.steps
+    assert two.images == {"training": "acr.io/training:ctx-2@sha256:bb"}
+
+
+def test_schedules_do_not_change_the_pipeline_hash(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    text = (folder / "pipeline.yaml").read_text().replace("30 2 * * *", "0 5 * * 1")
+    (folder / "pipeline.yaml").write_text(text)
+
+    assert digest_of(folder) == before
+
+
+def test_a_parameter_default_changes_the_pipeline_hash(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo()
+    before = digest_of(folder)
+    text = (folder / "pipeline.yaml").read_text().replace("default: 100", "default: 200")
+    (folder / "pipeline.yaml").write_text(text)
+
+    assert digest_of(folder).digest != before.digest
+
+
+def test_tree_digest_counts_files_and_bytes(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/x.txt").write_text("hello")
+    (tmp_path / "y.txt").write_text("abc")
+
+    digest = tree_digest(tmp_path)
+
+    assert (digest.files, digest.size) == (2, 8)
+
+
+def test_build_context_tag_honours_dockerignore_and_build_args(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").write_text("cache/\n")
+    tag = build_context_tag(tmp_path)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache/blob").write_text("x")
+
+    assert build_context_tag(tmp_path) == tag
+    assert build_context_tag(tmp_path, {"BASE_IMAGE": "local/base"}) != tag
+    assert tag.startswith("ctx-") and len(tag) == 24

@@ -1,0 +1,115 @@
+"""References resolve through one binder interface; the DAG follows them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.spec import load_definitions
+from infra.spec.graph import edges, find_cycle, to_dot, to_mermaid, topological_order
+from infra.spec.refs import (
+    InputRef,
+    InvalidReference,
+    Literal,
+    OutputRef,
+    ParamRef,
+    parse_argument,
+    resolve_arguments,
+)
+
+
+class RecordingBinder:
+    """Renders tokens as tagged strings so the resolution order and kinds are visible."""
+
+    def literal(self, value: str) -> str:
+        return value
+
+    def parameter(self, name: str) -> str:
+        return f"<param {name}>"
+
+    def step_input(self, step: str, output: str) -> str:
+        return f"<input {step}.{output}>"
+
+    def step_output(self, name: str) -> str:
+        return f"<output {name}>"
+
+
+def test_each_reference_kind_is_parsed() -> None:
+    assert parse_argument("${{ parameters.rows }}") == ParamRef("rows")
+    assert parse_argument("${{steps.prep.outputs.data}}") == InputRef("prep", "data")
+    assert parse_argument("${{outputs.model}}") == OutputRef("model")
+    assert parse_argument("--rows") == Literal("--rows")
+    assert parse_argument(3) == Literal("3")
+    assert parse_argument(True) == Literal("true")
+
+
+@pytest.mark.parametrize("bad", ["x${{outputs.a}}", "${{outputs.a}}${{outputs.b}}", "${{foo}}"])
+def test_malformed_references_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidReference):
+        parse_argument(bad)
+
+
+def test_resolver_keeps_order_and_maps_every_token() -> None:
+    args: list[str | int | float | bool] = [
+        "--rows",
+        "${{parameters.rows}}",
+        "--in",
+        "${{steps.prep.outputs.data}}",
+        "--out",
+        "${{outputs.model}}",
+        0.5,
+    ]
+
+    resolved = resolve_arguments(args, RecordingBinder())
+
+    assert resolved == [
+        "--rows",
+        "<param rows>",
+        "--in",
+        "<input prep.data>",
+        "--out",
+        "<output model>",
+        "0.5",
+    ]
+
+
+BRANCHES = """\
+name: branches
+experiment: e
+compute: cpu-cluster
+steps:
+  - {name: prep, kind: python, code: s, script: a.py, outputs: [d], args: ['${{outputs.d}}']}
+  - {name: left, kind: python, code: s, script: a.py, outputs: [l],
+     args: ['${{steps.prep.outputs.d}}', '${{outputs.l}}']}
+  - {name: right, kind: python, code: s, script: a.py, after: [prep]}
+  - {name: join, kind: python, code: s, script: a.py,
+     args: ['${{steps.left.outputs.l}}'], after: [right]}
+"""
+
+
+def test_dag_edges_order_and_drawings(make_repo: Callable[..., Path]) -> None:
+    folder = make_repo(BRANCHES, files={"s/a.py": "pass\n"})
+    spec = load_definitions([folder]).raise_if_invalid()[0].spec
+
+    assert [(e.upstream, e.downstream, e.output) for e in edges(spec)] == [
+        ("prep", "left", "d"),
+        ("prep", "right", None),
+        ("left", "join", "l"),
+        ("right", "join", None),
+    ]
+    assert topological_order(spec) == ["prep", "left", "right", "join"]
+    mermaid = to_mermaid(spec)
+    assert mermaid.startswith("flowchart LR\n")
+    assert "prep -- d --> left" in mermaid and "right -.-> join" in mermaid
+    assert '"left" -> "join" [label="l"];' in to_dot(spec)
+
+
+def test_find_cycle_names_the_steps_in_order() -> None:
+    assert find_cycle({"a": {"c"}, "b": {"a"}, "c": {"b"}}) in (
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+    )
+    assert find_cycle({"a": set(), "b": {"a"}}) is None

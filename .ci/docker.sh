@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Docker engine for CI and local development, on machines without a public container registry.
+#
+#   source <(.ci/docker.sh start)   # install + start dockerd when needed, build/cache base images,
+#                                   # print `export` lines (the only thing written to stdout)
+#   .ci/docker.sh stop              # stop the daemon that `start` started (never another one)
+#
+# Why this shape (see shared ENVIRONMENT.md): Debian's docker.io runs here without a bridge network
+# (no iptables), so everything uses host networking; no registry is reachable, so base images come
+# from a debootstrap root file system and are cached in the engine's data root: a second `start` on
+# the same machine reuses them.
+set -euo pipefail
+
+STATE_DIR="${AMLPIPE_DOCKER_STATE:-/var/tmp/amlpipe-docker}"
+PID_FILE="$STATE_DIR/dockerd.pid"
+LOG_FILE="$STATE_DIR/dockerd.log"
+SOCKET="/var/run/docker.sock"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Bare Debian: what a step would start from without the custom image (used by bench/cold_start.py).
+BARE_IMAGE="${AMLPIPE_BARE_BASE_IMAGE:-local/debian-minbase:bookworm}"
+# Debian with Python and R and the R packages the samples need: stands in for the Azure ML base
+# image when building docker/Dockerfile here (`--build-arg BASE_IMAGE=...`).
+BASE_IMAGE="${AMLPIPE_TEST_BASE_IMAGE:-local/azureml-base:bookworm}"
+# Host packages: the engine, debootstrap, and Python + R for `amlpipe run --executor process` tests.
+HOST_PACKAGES=(docker.io debootstrap python3 r-base-core r-cran-gbm r-cran-caret r-cran-optparse
+  r-cran-jsonlite)
+BASE_PACKAGES=(python3 python3-venv ca-certificates r-base-core r-cran-gbm r-cran-caret r-cran-optparse
+  r-cran-jsonlite)
+
+log() { echo "docker.sh: $*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "$1 needs root (run as root, or start Docker yourself and export DOCKER_HOST)"
+    exit 1
+  fi
+}
+
+install_host_packages() {
+  local missing=()
+  for pkg in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    need_root "installing ${missing[*]}"
+    log "installing ${missing[*]}"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+engine_reachable() {
+  # `docker version` talks to the daemon; the server part fails when none answers.
+  docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+start_daemon() {
+  if engine_reachable; then
+    log "a Docker engine is already running: using it (it will not be stopped)"
+    return
+  fi
+  need_root "starting dockerd"
+  mkdir -p "$STATE_DIR"
+  log "starting dockerd (log: $LOG_FILE)"
+  # No bridge and no iptables: this machine cannot create bridge networks; containers and builds
+  # use the host network instead.
+  nohup dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
+    >"$LOG_FILE" 2>&1 </dev/null &
+  echo $! >"$PID_FILE"
+  for _ in $(seq 1 60); do
+    if [ -S "$SOCKET" ] && engine_reachable; then
+      log "dockerd is up (pid $(cat "$PID_FILE"))"
+      return
+    fi
+    if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+      log "dockerd exited during start-up; last log lines:"
+      tail -n 20 "$LOG_FILE" >&2
+      rm -f "$PID_FILE"
+      exit 1
+    fi
+    sleep 0.5
+  done
+  log "dockerd did not answer within 30 s; see $LOG_FILE"
+  exit 1
+}
+
+image_exists() {
+  docker image inspect "$1" >/dev/null 2>&1
+}
+
+build_bare_image() {
+  if image_exists "$BARE_IMAGE"; then
+    log "base image $BARE_IMAGE cached"
+    return
+  fi
+  need_root "debootstrap"
+  local rootfs
+  rootfs="$(mktemp -d /var/tmp/amlpipe-rootfs.XXXXXX)"
+  log "debootstrap bookworm into $rootfs (about 30 s)"
+  debootstrap --variant=minbase --include=python3-minimal,ca-certificates bookworm "$rootfs" \
+    "$MIRROR" >&2
+  # The image's apt needs no recommends either: keeps later installs (and the bench) small.
+  printf 'APT::Install-Recommends "false";\n' >"$rootfs/etc/apt/apt.conf.d/99no-recommends"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import - "$BARE_IMAGE" >&2
+  rm -rf "$rootfs"
+}
+
+build_base_image() {
+  if image_exists "$BASE_IMAGE"; then
+    log "base image $BASE_IMAGE cached"
+    return
+  fi
+  log "building $BASE_IMAGE from $BARE_IMAGE (Python, R, ${BASE_PACKAGES[*]})"
+  docker build --network=host -t "$BASE_IMAGE" - >&2 <<EOF
+FROM $BARE_IMAGE
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    ${BASE_PACKAGES[*]} && rm -rf /var/lib/apt/lists/*
+EOF
+}
+
+cmd_start() {
+  install_host_packages
+  start_daemon
+  build_bare_image
+  build_base_image
+  # The only stdout: what `source <(.ci/docker.sh start)` should set.
+  echo "export DOCKER_HOST=${DOCKER_HOST:-unix://$SOCKET}"
+  echo "export AMLPIPE_TEST_BASE_IMAGE=$BASE_IMAGE"
+  echo "export AMLPIPE_BARE_BASE_IMAGE=$BARE_IMAGE"
+}
+
+cmd_stop() {
+  if [ ! -f "$PID_FILE" ]; then
+    log "no dockerd started by docker.sh: nothing to stop"
+    return
+  fi
+  local pid
+  pid="$(cat "$PID_FILE")"
+  # Only stop the pid we recorded, and only if it still is dockerd (pids get reused).
+  if [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "dockerd" ]; then
+    log "stopping dockerd (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+  fi
+  rm -f "$PID_FILE"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  *)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,235 @@
+"""Run the real Pulumi program (infra/__main__.py) under recording mocks, for one stack file.
+
+    python tests/program/mock_program.py Pulumi.dev.yaml   # prints a JSON record of the run
+
+The mocks play the engine and the providers: every resource registration is recorded (type, name,
+parent, inputs) and answered with outputs shaped like the real provider's (ARM ids, registry
+login server, identity principal id, image digest). Anything the mocks do not know on purpose —
+an invoke other than `getClientConfig`, a resource type without an output model — raises, so a
+new dependency of the program cannot slip through as an accepted blank.
+
+It runs in its own process per stack (tests and bench start it as a subprocess) so that config,
+the root stack resource and `sys.modules` start clean: the record says which `azureml` modules
+were loaded, and that must be none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pulumi_config import REPO_ROOT, project_name, stack_config, stack_name
+
+MAIN = REPO_ROOT / "infra" / "__main__.py"
+SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
+TENANT_ID = "99999999-8888-7777-6666-555555555555"
+CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
+
+# ARM resource type of each azure-native token, for plausible resource ids.
+ARM_TYPES = {
+    "azure-native:storage:StorageAccount": ("Microsoft.Storage/storageAccounts", "accountName"),
+    "azure-native:keyvault:Vault": ("Microsoft.KeyVault/vaults", "vaultName"),
+    "azure-native:operationalinsights:Workspace": (
+        "Microsoft.OperationalInsights/workspaces",
+        "workspaceName",
+    ),
+    "azure-native:applicationinsights:Component": ("Microsoft.Insights/components", "resourceName"),
+    "azure-native:containerregistry:Registry": (
+        "Microsoft.ContainerRegistry/registries",
+        "registryName",
+    ),
+    "azure-native:machinelearningservices:Workspace": (
+        "Microsoft.MachineLearningServices/workspaces",
+        "workspaceName",
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "resourceName",
+    ),
+}
+
+
+class UnmockedError(AssertionError):
+    """The program asked for something these mocks do not model."""
+
+
+@dataclass
+class Registration:
+    """One resource the program registered."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    id: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Engine mocks that record registrations and answer only what they model."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.registrations: list[Registration] = []
+        self.calls: list[str] = []
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        self.calls.append(args.token)
+        if args.token == CLIENT_CONFIG:
+            outputs = {
+                "clientId": _uuid("client"),
+                "objectId": _uuid("object"),
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": TENANT_ID,
+            }
+            return outputs, []
+        raise UnmockedError(f"unmocked invoke {args.token} (args {args.args})")
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:
+            if not args.typ.startswith(f"{self.project}:"):
+                raise UnmockedError(f"unexpected component type {args.typ}")
+            return None, {}
+        resource_id, outputs = self._outputs(args.typ, args.name, dict(args.inputs))
+        return resource_id, outputs
+
+    def _outputs(self, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Id and outputs as the real provider would return them (inputs echoed, plus computed)."""
+        outputs = dict(inputs)
+        group = inputs.get("resourceGroupName", "")
+        prefix = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}"
+        if typ == "azure-native:resources:ResourceGroup":
+            outputs["name"] = inputs["resourceGroupName"]
+            return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{outputs['name']}", outputs
+        if typ in ARM_TYPES:
+            arm_type, name_key = ARM_TYPES[typ]
+            outputs["name"] = inputs[name_key]
+            resource_id = f"{prefix}/providers/{arm_type}/{outputs['name']}"
+            if typ == "azure-native:containerregistry:Registry":
+                outputs["loginServer"] = f"{outputs['name'].lower()}.azurecr.io"
+            if typ == "azure-native:managedidentity:UserAssignedIdentity":
+                outputs["principalId"] = _uuid("principal", resource_id)
+                outputs["clientId"] = _uuid("client", resource_id)
+                outputs["tenantId"] = TENANT_ID
+            return resource_id, outputs
+        if typ == "azure-native:machinelearningservices:Compute":
+            outputs["name"] = inputs["computeName"]
+            # The API takes identity ids as a list and answers with a map id -> identity details.
+            identity = dict(inputs.get("identity") or {})
+            identity["userAssignedIdentities"] = {
+                ident: {
+                    "principalId": _uuid("principal", ident),
+                    "clientId": _uuid("client", ident),
+                }
+                for ident in identity.get("userAssignedIdentities", [])
+            }
+            outputs["identity"] = identity
+            workspace = f"{prefix}/providers/Microsoft.MachineLearningServices/workspaces"
+            return f"{workspace}/{inputs['workspaceName']}/computes/{outputs['name']}", outputs
+        if typ == "azure-native:authorization:RoleAssignment":
+            guid = _uuid(inputs["scope"], inputs["principalId"], inputs["roleDefinitionId"])
+            outputs["name"] = guid
+            return (
+                f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{guid}",
+                outputs,
+            )
+        if typ == "docker-build:index:Image":
+            (tag,) = inputs["tags"]
+            digest = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+            outputs.update(digest=digest, ref=f"{tag}@{digest}")
+            return digest, outputs
+        raise UnmockedError(f"no output model for resource type {typ} ({name})")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also recording each registration's parent (mocks do not receive it)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            state = self.resources[response.urn]
+            self.recording.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    parent=request.parent,
+                    id=state.id,
+                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    outputs=dict(state.state),
+                )
+            )
+        return response
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program did."""
+
+    stack: str
+    config: dict[str, str]
+    registrations: list[Registration]
+    calls: list[str]
+    exports: dict[str, Any]
+    azureml_modules: list[str]
+    seconds: float
+
+
+def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
+    """Run `main` with the config of `stack_file` (project defaults applied) under the mocks."""
+    project, stack = project_name(), stack_name(stack_file)
+    config = stack_config(stack_file)
+    pulumi.runtime.set_all_config(config)
+    mocks = RecordingMocks(project)
+    pulumi.runtime.set_mocks(
+        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
+    started = time.perf_counter()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+    root = get_root_resource()
+    assert root is not None
+    exports = _sync_await(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
+    seconds = time.perf_counter() - started
+    loaded = sorted(m for m in sys.modules if m == "azureml" or m.startswith("azureml."))
+    return ProgramRun(
+        stack, config, mocks.registrations, mocks.calls, exports or {}, loaded, seconds
+    )
+
+
+def main(argv: list[str]) -> int:
+    """CLI: run the program for one stack file and print the run as JSON."""
+    if len(argv) != 1:
+        print("usage: mock_program.py Pulumi.<stack>.yaml", file=sys.stderr)
+        return 2
+    run = run_program(Path(argv[0]).resolve())
+    json.dump(asdict(run), sys.stdout, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

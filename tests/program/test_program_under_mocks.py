@@ -1,0 +1,318 @@
+"""The real Pulumi program under recording mocks, once per Pulumi.<stack>.yaml in the repository.
+
+Each run happens in a fresh interpreter (tests/program/mock_program.py), with the stack's config
+(Pulumi.yaml defaults overlaid by the stack file). The assertions are the deployment's invariants:
+what must hold for every stack, plus what dev and prod promise. A new stack file is picked up by
+the glob without changes here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
+from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
+
+from infra.components.compute import ACR_PULL_ROLE_ID
+from infra.naming import RULES
+from infra.settings import KEYS, Priority, Settings, parse_settings
+from infra.spec.hashing import build_context_tag
+
+HARNESS = Path(__file__).resolve().parent / "mock_program.py"
+STACK_FILES = stack_files()
+
+# Azure's built-in AcrPull role, as a role assignment in this subscription refers to it.
+ACR_PULL = (
+    f"/subscriptions/{SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/"
+    f"{ACR_PULL_ROLE_ID}"
+)
+# Azure names of each resource type: the input holding it and the rule it must satisfy.
+NAME_INPUTS = {
+    "azure-native:resources:ResourceGroup": ("resourceGroupName", "resource_group"),
+    "azure-native:storage:StorageAccount": ("accountName", "storage_account"),
+    "azure-native:containerregistry:Registry": ("registryName", "container_registry"),
+    "azure-native:keyvault:Vault": ("vaultName", "key_vault"),
+    "azure-native:operationalinsights:Workspace": ("workspaceName", "log_analytics"),
+    "azure-native:applicationinsights:Component": ("resourceName", "app_insights"),
+    "azure-native:machinelearningservices:Workspace": ("workspaceName", "ml_workspace"),
+    "azure-native:managedidentity:UserAssignedIdentity": ("resourceName", "identity"),
+}
+
+
+@dataclass
+class Run:
+    """A finished program run, with lookups over its registrations."""
+
+    stack: str
+    settings: Settings
+    cluster_config: list[dict[str, Any]]
+    registrations: list[Registration]
+    calls: list[str]
+    exports: dict[str, Any]
+    azureml_modules: list[str]
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == typ]
+
+    def one(self, typ: str) -> Registration:
+        (found,) = self.of_type(typ)
+        return found
+
+    def by_urn(self, urn: str) -> Registration:
+        (found,) = [r for r in self.registrations if r.urn == urn]
+        return found
+
+
+def run_harness(stack_file: Path) -> subprocess.CompletedProcess[str]:
+    """The harness process for `stack_file`, finished."""
+    return subprocess.run(
+        [sys.executable, str(HARNESS), str(stack_file)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+
+
+@functools.cache
+def run_stack(stack_file: Path) -> Run:
+    """Run the program for `stack_file` in a fresh interpreter and load its record (once)."""
+    done = run_harness(stack_file)
+    assert done.returncode == 0, f"program failed for {stack_file.name}:\n{done.stderr}"
+    record = json.loads(done.stdout)
+    config = stack_config(stack_file)
+    raw = settings_raw(config)
+    return Run(
+        stack=record["stack"],
+        settings=parse_settings(raw, "azureml-pipelines", stack_name(stack_file)),
+        cluster_config=json.loads(raw["clusters"]),
+        registrations=[Registration(**r) for r in record["registrations"]],
+        calls=record["calls"],
+        exports=record["exports"],
+        azureml_modules=record["azureml_modules"],
+    )
+
+
+@pytest.fixture(scope="module", params=STACK_FILES, ids=[stack_name(p) for p in STACK_FILES])
+def run(request: pytest.FixtureRequest) -> Run:
+    return run_stack(request.param)
+
+
+def test_the_repository_has_dev_and_prod_stack_files() -> None:
+    assert {"dev", "prod"} <= {stack_name(p) for p in STACK_FILES}
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=[stack_name(p) for p in STACK_FILES])
+def test_stack_files_set_only_declared_keys(stack_file: Path) -> None:
+    unknown = sorted(set(settings_raw(stack_config(stack_file))) - set(KEYS))
+    assert unknown == [], f"{stack_file.name} sets undeclared keys {unknown}"
+
+
+def test_a_new_stack_file_with_only_location_and_cluster_size_deploys(tmp_path: Path) -> None:
+    staging = tmp_path / "Pulumi.staging.yaml"
+    staging.write_text(
+        "config:\n"
+        "  azureml-pipelines:location: northeurope\n"
+        "  azureml-pipelines:clusters:\n"
+        "    - {name: cpu-cluster, vmSize: Standard_D2s_v3, maxNodes: 1}\n",
+        encoding="utf-8",
+    )
+    run = run_stack(staging)
+    (compute,) = run.of_type(_COMPUTE)
+    assert compute.inputs["properties"]["properties"]["vmSize"] == "Standard_D2s_v3"
+    assert compute.inputs["properties"]["properties"]["scaleSettings"]["minNodeCount"] == 0
+    locations = {r.inputs["location"] for r in run.registrations if "location" in r.inputs}
+    assert locations == {"northeurope"}
+    assert run.exports["workspaceName"] == "amlpipe-staging-ws"
+
+
+def test_a_bad_stack_value_stops_the_program_with_the_key_named(tmp_path: Path) -> None:
+    broken = tmp_path / "Pulumi.broken.yaml"
+    broken.write_text("config:\n  azureml-pipelines:registrySku: Cheap\n", encoding="utf-8")
+    done = run_harness(broken)
+    assert done.returncode != 0
+    assert (
+        "azureml-pipelines:registrySku: 'Cheap' is not allowed; "
+        "allowed values: Basic, Standard, Premium"
+    ) in done.stderr
+
+
+def test_program_calls_only_the_client_config_invoke(run: Run) -> None:
+    assert run.calls == ["azure-native:authorization:getClientConfig"]
+
+
+def test_program_does_not_import_azureml(run: Run) -> None:
+    assert run.azureml_modules == []
+
+
+def test_registry_admin_user_is_off(run: Run) -> None:
+    registry = run.one("azure-native:containerregistry:Registry")
+    assert registry.inputs["adminUserEnabled"] is False
+    assert registry.inputs["sku"] == {"name": run.settings.registry_sku.value}
+
+
+def test_each_configured_cluster_exists_with_its_scaling(run: Run) -> None:
+    computes = {c.inputs["computeName"]: c for c in run.of_type(_COMPUTE)}
+    assert list(computes) == list(run.settings.cluster_names)
+    for item in run.cluster_config:
+        aml = computes[item["name"]].inputs["properties"]
+        assert aml["computeType"] == "AmlCompute"
+        scale = aml["properties"]["scaleSettings"]
+        # Scale to zero unless the stack configures a minimum.
+        assert scale["minNodeCount"] == item.get("minNodes", 0)
+        assert scale["maxNodeCount"] == item["maxNodes"]
+        assert aml["properties"]["vmPriority"] == item.get("priority", "Dedicated")
+        assert aml["properties"]["vmSize"] == item["vmSize"]
+
+
+_COMPUTE = "azure-native:machinelearningservices:Compute"
+_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+_ROLE = "azure-native:authorization:RoleAssignment"
+
+
+def test_each_cluster_identity_holds_acr_pull_on_the_registry(run: Run) -> None:
+    registry = run.one("azure-native:containerregistry:Registry")
+    identities = {i.id: i for i in run.of_type(_IDENTITY)}
+    for compute in run.of_type(_COMPUTE):
+        identity_spec = compute.inputs["identity"]
+        assert identity_spec["type"] == "UserAssigned"
+        (identity_id,) = identity_spec["userAssignedIdentities"]
+        identity = identities[identity_id]
+        grants = [
+            r
+            for r in run.of_type(_ROLE)
+            if r.inputs["principalId"] == identity.outputs["principalId"]
+        ]
+        assert [(g.inputs["roleDefinitionId"], g.inputs["scope"]) for g in grants] == [
+            (ACR_PULL, registry.id)
+        ], f"cluster {compute.inputs['computeName']} must hold AcrPull on the registry only"
+        assert grants[0].inputs["principalType"] == "ServicePrincipal"
+
+
+def test_workspace_links_to_the_resources_created_with_it(run: Run) -> None:
+    workspace = run.one("azure-native:machinelearningservices:Workspace")
+    insights = run.one("azure-native:applicationinsights:Component")
+    assert workspace.inputs["storageAccount"] == run.one("azure-native:storage:StorageAccount").id
+    assert workspace.inputs["keyVault"] == run.one("azure-native:keyvault:Vault").id
+    assert workspace.inputs["applicationInsights"] == insights.id
+    assert workspace.inputs["containerRegistry"] == (
+        run.one("azure-native:containerregistry:Registry").id
+    )
+    assert insights.inputs["workspaceResourceId"] == (
+        run.one("azure-native:operationalinsights:Workspace").id
+    )
+    assert workspace.inputs["identity"] == {"type": "SystemAssigned"}
+    assert workspace.inputs["publicNetworkAccess"] == run.settings.public_network_access.value
+
+
+def test_storage_account_is_https_only_tls12_and_private(run: Run) -> None:
+    account = run.one("azure-native:storage:StorageAccount").inputs
+    assert account["kind"] == "StorageV2"
+    assert account["enableHttpsTrafficOnly"] is True
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+
+
+def test_key_vault_uses_rbac_soft_delete_and_configured_purge_protection(run: Run) -> None:
+    properties = run.one("azure-native:keyvault:Vault").inputs["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    assert properties["tenantId"] == TENANT_ID
+    purge = properties.get("enablePurgeProtection", False)
+    assert purge is run.settings.key_vault_purge_protection
+
+
+def test_every_azure_name_is_valid_for_its_resource_type(run: Run) -> None:
+    for typ, (name_input, rule) in NAME_INPUTS.items():
+        for registration in run.of_type(typ):
+            name = registration.inputs[name_input]
+            assert RULES[rule].fullmatch(name), f"{typ} name {name!r} breaks the {rule} rule"
+
+
+def _taggable(typ: str) -> bool:
+    """Whether an azure-native resource type takes tags (read from the SDK's own signature)."""
+    package, module, cls_name = typ.split(":")
+    if package != "azure-native":
+        return False
+    sdk_module = __import__(f"pulumi_azure_native.{module}", fromlist=[cls_name])
+    init = getattr(sdk_module, cls_name)._internal_init
+    return "tags" in inspect.signature(init).parameters
+
+
+def test_every_taggable_resource_carries_project_stack_and_managed_by(run: Run) -> None:
+    expected = {"project": "azureml-pipelines", "stack": run.stack, "managed-by": "pulumi"}
+    taggable = [r for r in run.registrations if r.custom and _taggable(r.type)]
+    assert len(taggable) >= 8
+    for registration in taggable:
+        tags = registration.inputs.get("tags", {})
+        assert expected.items() <= tags.items(), f"{registration.type} {registration.name}: {tags}"
+
+
+def test_children_are_parented_and_named_after_their_component(run: Run) -> None:
+    components = {r.urn: r for r in run.registrations if not r.custom}
+    assert {c.type for c in components.values()} == {
+        "azureml-pipelines:workspace:Workspace",
+        "azureml-pipelines:compute:ComputeCluster",
+        "azureml-pipelines:image:TrainingImage",
+    }
+    for registration in run.registrations:
+        if registration.custom:
+            parent = components.get(registration.parent)
+            assert parent is not None, f"{registration.type} {registration.name} has no component"
+            assert registration.name.startswith(f"{parent.name}-")
+
+
+def test_image_is_tagged_by_context_hash_and_pushed_without_credentials(run: Run) -> None:
+    registry = run.one("azure-native:containerregistry:Registry")
+    login_server = registry.outputs["loginServer"]
+    images = run.of_type("docker-build:index:Image")
+    assert len(images) == len(run.settings.images)
+    for key, image in run.settings.images.items():
+        context = REPO_ROOT / image.context
+        tag = build_context_tag(context, dict(image.build_args))
+        (built,) = [i for i in images if i.inputs["context"]["location"] == str(context)]
+        assert built.inputs["tags"] == [f"{login_server}/{key}:{tag}"]
+        assert built.inputs["push"] is True
+        assert built.inputs["buildOnPreview"] is False
+        # No registry credentials in inputs: they would be stored in the Pulumi state.
+        assert "registries" not in built.inputs
+        assert run.exports["imageRefs"][key] == built.outputs["ref"]
+        assert "@sha256:" in run.exports["imageRefs"][key]
+
+
+def test_stack_outputs_describe_the_deployment(run: Run) -> None:
+    workspace = run.one("azure-native:machinelearningservices:Workspace")
+    exports = run.exports
+    assert exports["workspaceName"] == workspace.inputs["workspaceName"]
+    assert exports["workspaceId"] == workspace.id
+    assert exports["resourceGroupName"] == workspace.inputs["resourceGroupName"]
+    assert exports["subscriptionId"] == SUBSCRIPTION_ID
+    assert exports["registryLoginServer"].endswith(".azurecr.io")
+    assert exports["clusterNames"] == list(run.settings.cluster_names)
+    assert exports["studioUrl"].startswith("https://ml.azure.com/?wsid=/subscriptions/")
+    assert exports["workspaceName"] in exports["studioUrl"]
+
+
+def test_dev_uses_small_low_priority_clusters_and_pauses_schedules() -> None:
+    run = run_stack(REPO_ROOT / "Pulumi.dev.yaml")
+    assert not run.settings.schedules_enabled
+    for cluster in run.settings.clusters:
+        assert cluster.priority is Priority.LOW_PRIORITY
+        assert cluster.max_nodes <= 2
+
+
+def test_prod_uses_dedicated_clusters_schedules_and_purge_protection() -> None:
+    run = run_stack(REPO_ROOT / "Pulumi.prod.yaml")
+    assert run.settings.schedules_enabled
+    assert run.settings.key_vault_purge_protection
+    vault = run.one("azure-native:keyvault:Vault")
+    assert vault.inputs["properties"]["enablePurgeProtection"] is True
+    assert all(c.priority is Priority.DEDICATED for c in run.settings.clusters)

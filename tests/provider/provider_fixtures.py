@@ -1,0 +1,120 @@
+"""Test helpers: a small Pulumi project with pipelines in a tmp folder, and the inputs the
+Pipelines component would give the dynamic resources for them."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.provider.port import WorkspaceRef
+from infra.provider.props import (
+    endpoint_static_props,
+    schedule_name,
+    schedule_settings_inputs,
+)
+from infra.spec.hashing import pipeline_digest
+from infra.spec.loader import LoadedPipeline, load_definitions
+
+PIPELINE = """\
+name: demo
+description: Demo pipeline
+experiment: demo-exp
+compute: cpu-cluster
+parameters:
+  epochs: {type: int, default: 3}
+  rate: {type: float, default: 0.5}
+steps:
+  - name: prep
+    kind: python
+    code: steps/prep
+    script: prep.py
+    args: [--epochs, '${{parameters.epochs}}', --n, 3, --out, '${{outputs.data}}']
+    outputs: [data]
+  - name: train
+    kind: r
+    code: steps/train
+    script: train.R
+    args: [--data, '${{steps.prep.outputs.data}}', --model, '${{outputs.model}}']
+    outputs: [model]
+  - name: report
+    kind: command
+    code: steps/report
+    command: [bash, report.sh]
+    args: ['${{steps.train.outputs.model}}', --rate, '${{parameters.rate}}']
+schedules:
+  - name: nightly
+    cron: '30 2 * * *'
+    parameters: {epochs: 5}
+"""
+
+FILES = {
+    "steps/prep/prep.py": "print('prep')\n",
+    "steps/train/train.R": "cat('train\\n')\n",
+    "steps/report/report.sh": "echo report\n",
+}
+WORKSPACE = WorkspaceRef("00000000-0000-0000-0000-000000000000", "rg-test", "mlw-test")
+STORE = ".amlpipe/store.sqlite"
+IMAGE_V1 = "acrtest.azurecr.io/training:ctx-aaaaaaaaaaaaaaaaaaaa"
+IMAGE_V2 = "acrtest.azurecr.io/training:ctx-bbbbbbbbbbbbbbbbbbbb"
+
+
+@dataclass
+class Project:
+    """A tmp Pulumi project holding pipeline folders."""
+
+    root: Path
+
+    def write_pipeline(self, name: str = "demo", yaml_text: str = PIPELINE) -> Path:
+        """Write `pipeline_defs/<name>/` with the default step files."""
+        folder = self.root / "pipeline_defs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pipeline.yaml").write_text(textwrap.dedent(yaml_text).replace("demo", name, 1))
+        for rel, text in FILES.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text)
+        return folder
+
+    def write(self, rel: str, text: str) -> None:
+        """Change one file."""
+        (self.root / rel).write_text(text)
+
+    def load(self, name: str = "demo") -> LoadedPipeline:
+        """Load and validate one pipeline."""
+        loaded = load_definitions([self.root / "pipeline_defs" / name], self.root)
+        return loaded.raise_if_invalid()[0]
+
+    def endpoint_inputs(
+        self, name: str = "demo", image: str = IMAGE_V1, retention: int = 2, **extra: Any
+    ) -> dict[str, Any]:
+        """Inputs of the PipelineEndpoint for a pipeline, as the component computes them."""
+        loaded = self.load(name)
+        images = {"training": image}
+        return {
+            "subscription_id": WORKSPACE.subscription_id,
+            "resource_group": WORKSPACE.resource_group,
+            "workspace_name": WORKSPACE.workspace_name,
+            **endpoint_static_props(loaded, self.root),
+            "content_hash": pipeline_digest(loaded, images).digest,
+            "images": images,
+            "version_retention": retention,
+            **extra,
+        }
+
+    def schedule_inputs(
+        self, endpoint_id: str, name: str = "demo", enabled: bool = True, **extra: Any
+    ) -> dict[str, Any]:
+        """Inputs of the PipelineSchedule for the first schedule of a pipeline."""
+        loaded = self.load(name)
+        schedule = loaded.spec.schedules[0]
+        return {
+            "subscription_id": WORKSPACE.subscription_id,
+            "resource_group": WORKSPACE.resource_group,
+            "workspace_name": WORKSPACE.workspace_name,
+            "name": schedule_name(loaded.spec, schedule),
+            "endpoint_id": endpoint_id,
+            "experiment": loaded.spec.experiment,
+            **schedule_settings_inputs(schedule, enabled),
+            **extra,
+        }

@@ -1,0 +1,93 @@
+"""GitHub workflows for users: schema-valid, PR previews of dev and prod, deploy dev then prod."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi_config import REPO_ROOT
+from ruamel.yaml import YAML
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+
+
+def load(name: str) -> dict[str, Any]:
+    return YAML(typ="safe").load((WORKFLOWS / name).read_text(encoding="utf-8"))
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job["steps"])
+
+
+def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if str(s.get("uses", "")).startswith(action + "@")]
+
+
+def check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    assert {"preview.yml", "deploy.yml", "deploy-stack.yml"} <= {f.name for f in FILES}
+    done = check_jsonschema("--builtin-schema", "vendor.github-workflows", *map(str, FILES))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\npermissions:\n  id-token: maybe\n"
+        "jobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n"
+    )
+    done = check_jsonschema("--builtin-schema", "vendor.github-workflows", str(broken))
+    assert done.returncode != 0
+    assert "maybe" in done.stdout + done.stderr
+
+
+def test_preview_runs_pulumi_preview_diff_for_dev_and_prod_and_comments() -> None:
+    workflow = load("preview.yml")
+    assert "pull_request" in workflow["on"]
+    (job,) = workflow["jobs"].values()
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    (pulumi,) = uses(job, "pulumi/actions")
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["with"]["diff"] is True
+    assert pulumi["with"]["comment-on-pr"] is True
+    assert workflow["permissions"]["pull-requests"] == "write"
+
+
+def test_deploy_updates_dev_then_prod_behind_an_environment() -> None:
+    workflow = load("deploy.yml")
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    assert jobs["dev"]["with"]["stack"] == "dev"
+    assert jobs["prod"]["with"] == {"stack": "prod", "environment": "production"}
+    assert jobs["prod"]["needs"] == "dev"
+    reusable = load("deploy-stack.yml")
+    (job,) = reusable["jobs"].values()
+    assert job["environment"] == "${{ inputs.environment }}"
+    commands = "\n".join(str(s.get("run", "")) for s in steps(job))
+    assert "pulumi up --yes --skip-preview --diff" in commands
+    assert "az acr login" in commands
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy-stack.yml"])
+def test_azure_login_is_oidc_without_client_secret(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"]["id-token"] == "write"
+    (job,) = workflow["jobs"].values()
+    (login,) = uses(job, "azure/login")
+    assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}
+    env = {**workflow.get("env", {}), **job.get("env", {})}
+    assert env["ARM_USE_OIDC"] == "true"
+    assert not any("CLIENT_SECRET" in key for key in env)

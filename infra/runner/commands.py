@@ -1,0 +1,139 @@
+"""`amlpipe run` and `amlpipe build`: registered on the CLI's subparsers by :func:`register`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.markup import escape
+
+from infra.runner.errors import RunnerError
+from infra.spec.loader import find_repo_root, load_definitions
+
+EXIT_USAGE = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` and `build` subcommands."""
+    run = subparsers.add_parser(
+        "run",
+        help="run a pipeline locally, in the training image (Docker) or with local interpreters",
+    )
+    run.add_argument("name", help="pipeline name")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pipeline parameter value (typed as declared); repeatable",
+    )
+    run.add_argument("--executor", choices=["docker", "process"], default="docker")
+    run.add_argument("--image", help="image reference (default: the image built from docker/)")
+    run.add_argument("--jobs", type=_positive, default=2, help="steps run in parallel (default 2)")
+    run.add_argument("--run-dir", type=Path, help="run folder (default runs/<pipeline>/<run id>)")
+    run.add_argument(
+        "--fail-fast", action="store_true", help="cancel running steps as soon as one fails"
+    )
+    run.add_argument("--defs", type=Path, default=Path("pipeline_defs"), help="definitions folder")
+    run.set_defaults(func=cmd_run)
+
+    build = subparsers.add_parser(
+        "build",
+        help="build the training image from docker/ (tag = content hash; skipped if present)",
+    )
+    build.add_argument(
+        "--build-arg", action="append", default=[], metavar="NAME=VALUE", help="repeatable"
+    )
+    build.add_argument("--context", type=Path, help="build context (default: <repo>/docker)")
+    build.add_argument("--force", action="store_true", help="build even if the tag exists")
+    build.set_defaults(func=cmd_build)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM cleans up like Ctrl-C: containers of the run must not outlive it.
+    raise KeyboardInterrupt
+
+
+def _error(err: Console, exc: RunnerError) -> int:
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"[yellow]what to do:[/] {escape(exc.hint)}")
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a pipeline locally; exit 0 on success, 1 when a step failed, 130 when interrupted."""
+    from infra.runner.run import EXIT_CODES, RunOptions, run_pipeline
+
+    out, err = Console(), Console(stderr=True)
+    definitions = load_definitions([args.defs])
+    try:
+        loaded = definitions.by_name(args.name)
+    except KeyError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc.args[0]))}")
+        for problem in definitions.errors:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    options = RunOptions(
+        params=args.param,
+        executor=args.executor,
+        image=args.image,
+        jobs=args.jobs,
+        run_dir=args.run_dir,
+        fail_fast=args.fail_fast,
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        summary = run_pipeline(loaded, options, out)
+    except RunnerError as exc:
+        return _error(err, exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_CODES[summary.status]
+
+
+def _build_args(items: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise RunnerError(f"--build-arg {item!r}: expected NAME=VALUE")
+        result[name] = value
+    return result
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build docker/ as `azureml-pipelines/training:<content tag>`; print the reference."""
+    from infra.runner.docker_engine import build_image, connect
+
+    err = Console(stderr=True)
+    context = args.context or find_repo_root(Path.cwd()) / "docker"
+    try:
+        if not (context / "Dockerfile").is_file():
+            raise RunnerError(
+                f"no Dockerfile in {context}", "run from the repository or pass --context"
+            )
+        client = connect()
+        result = build_image(
+            client,
+            context,
+            _build_args(args.build_arg),
+            lambda line: err.print(escape(line), highlight=False),
+            force=args.force,
+        )
+    except RunnerError as exc:
+        return _error(err, exc)
+    err.print(f"{'built' if result.built else 'up to date, not rebuilt:'} {result.tag}")
+    print(result.tag)
+    return 0

@@ -1,0 +1,65 @@
+"""Pipeline parameter values for a local run: `--param key=value` parsed and checked against the
+declared parameter types, exactly the types a published pipeline's `PipelineParameter`s have."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from infra.runner.errors import RunnerError
+from infra.spec.model import Parameter, ParameterType, ParameterValue
+from infra.spec.validate import value_matches
+
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+
+
+def parse_value(name: str, kind: ParameterType, text: str) -> ParameterValue:
+    """Convert the command-line text of parameter `name` to its declared type."""
+    value: ParameterValue
+    try:
+        if kind is ParameterType.INT:
+            value = int(text)
+        elif kind is ParameterType.FLOAT:
+            value = float(text)
+        elif kind is ParameterType.BOOL:
+            lowered = text.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(text)
+            value = lowered in _TRUE
+        else:
+            value = text
+    except ValueError:
+        raise RunnerError(
+            f"--param {name}={text}: {text!r} is not a valid {kind.value}",
+            f"parameter {name!r} is declared as {kind.value}",
+        ) from None
+    # The same check the loader applies to defaults and schedule values.
+    assert value_matches(kind, value)
+    return value
+
+
+def resolve_parameters(
+    declared: Mapping[str, Parameter], overrides: Sequence[str]
+) -> dict[str, ParameterValue]:
+    """Defaults of every declared parameter, replaced by `key=value` overrides (typed, checked)."""
+    values: dict[str, ParameterValue] = {name: p.default for name, p in declared.items()}
+    seen: set[str] = set()
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise RunnerError(f"--param {item!r}: expected KEY=VALUE")
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise RunnerError(f"--param {item!r}: unknown parameter {name!r}", f"known: {known}")
+        if name in seen:
+            raise RunnerError(f"--param {name!r} given more than once")
+        seen.add(name)
+        values[name] = parse_value(name, declared[name].type, text)
+    return values
+
+
+def format_value(value: ParameterValue) -> str:
+    """A parameter value as a command-line argument (booleans as true/false, like literals)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,190 @@
+"""`amlpipe run`: load a pipeline, resolve its parameters, plan and run its steps, write the run
+folder (`outputs/`, `logs/`, `summary.json`)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+
+from infra.runner.console import ConsoleObserver, print_report
+from infra.runner.errors import RunnerError
+from infra.runner.executor import Executor, ProcessExecutor
+from infra.runner.params import resolve_parameters
+from infra.runner.plan import RunLayout, plan_step
+from infra.runner.scheduler import Scheduler, StepState, StepStatus
+from infra.spec.graph import topological_order, upstream_of
+from infra.spec.hashing import pipeline_digest
+from infra.spec.loader import LoadedPipeline, find_repo_root
+from infra.spec.model import ParameterValue
+
+ExecutorName = Literal["docker", "process"]
+RunStatus = Literal["succeeded", "failed", "cancelled"]
+EXIT_CODES: dict[RunStatus, int] = {"succeeded": 0, "failed": 1, "cancelled": 130}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `amlpipe run` was asked to do."""
+
+    params: list[str] = field(default_factory=list)
+    executor: ExecutorName = "docker"
+    image: str | None = None
+    jobs: int = 2
+    run_dir: Path | None = None
+    fail_fast: bool = False
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One step in `summary.json`."""
+
+    status: str
+    exit_code: int | None
+    duration_seconds: float | None
+    log: str
+    outputs: dict[str, str]
+    message: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """`summary.json` of a run folder."""
+
+    pipeline: str
+    run_id: str
+    status: RunStatus
+    executor: str
+    image: str | None
+    pipeline_hash: str
+    step_hashes: dict[str, str]
+    parameters: dict[str, ParameterValue]
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    jobs: int
+    failed_steps: list[str]
+    steps: dict[str, StepSummary]
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: `20260101-120000-a1b2c3`."""
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def prepare_run_dir(requested: Path | None, repo_root: Path, pipeline: str, run_id: str) -> Path:
+    """The run folder: `--run-dir` (must be empty or absent) or `runs/<pipeline>/<run id>`."""
+    root = requested or repo_root / "runs" / pipeline / run_id
+    if root.exists() and any(root.iterdir()):
+        raise RunnerError(f"run folder {root} is not empty", "choose another --run-dir")
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def make_executor(
+    options: RunOptions, loaded: LoadedPipeline, context: Path, run_id: str, run_dir: Path
+) -> tuple[Executor, str | None]:
+    """The executor for this run and the image it uses (None for processes)."""
+    if options.executor == "process":
+        return ProcessExecutor({step.kind for step in loaded.spec.steps}), None
+    from infra.runner.docker_engine import DockerExecutor, connect, default_image, ensure_image
+
+    client = connect(options.jobs)
+    image = options.image or default_image(client, context)
+    ensure_image(client, image, context)
+    labels = {"amlpipe.pipeline": loaded.spec.name, "amlpipe.run-dir": str(run_dir)}
+    return DockerExecutor(client, image, run_id, labels), image
+
+
+def _step_summary(state: StepState, layout: RunLayout) -> StepSummary:
+    def rel(path: Path) -> str:
+        return path.relative_to(layout.root).as_posix()
+
+    return StepSummary(
+        status=state.status.value,
+        exit_code=state.exit_code,
+        duration_seconds=None if state.duration is None else round(state.duration, 3),
+        log=rel(layout.log_file(state.plan.name)),
+        outputs={name: rel(path) for name, path in state.plan.outputs.items()},
+        message=state.message,
+    )
+
+
+def _status(states: dict[str, StepState], interrupted: bool) -> RunStatus:
+    if interrupted:
+        return "cancelled"
+    if all(s.status is StepStatus.SUCCEEDED for s in states.values()):
+        return "succeeded"
+    return "failed"
+
+
+def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) -> RunSummary:
+    """Run every step of `loaded`; write and return the run summary."""
+    spec = loaded.spec
+    parameters = resolve_parameters(spec.parameters, options.params)
+    repo_root = find_repo_root(loaded.folder)
+    started_at = datetime.now(UTC)
+    run_id = new_run_id(started_at)
+    run_dir = prepare_run_dir(options.run_dir, repo_root, spec.name, run_id)
+    layout = RunLayout(run_dir)
+    executor, image = make_executor(options, loaded, repo_root / "docker", run_id, run_dir)
+    plans = [
+        plan_step(
+            loaded,
+            spec.step(name),
+            layout,
+            parameters,
+            in_container=options.executor == "docker",
+            interpreters=executor.interpreters(),
+        )
+        for name in topological_order(spec)
+    ]
+    executor.check(plans)
+    digest = pipeline_digest(
+        loaded, {key: image for key in {spec.step_image(s) for s in spec.steps}} if image else None
+    )
+    console.print(
+        f"[bold]run {spec.name}[/] {run_id} · executor {executor.name}"
+        + (f" · image {image}" if image else "")
+        + f" · jobs {options.jobs} · hash {digest.digest[:16]}",
+        soft_wrap=True,
+    )
+    observer = ConsoleObserver(console, [p.name for p in plans])
+    scheduler = Scheduler(
+        plans,
+        upstream_of(spec),
+        executor,
+        layout,
+        jobs=options.jobs,
+        fail_fast=options.fail_fast,
+        observer=observer,
+    )
+    try:
+        states = scheduler.run()
+    finally:
+        observer.stop()
+    finished_at = datetime.now(UTC)
+    summary = RunSummary(
+        pipeline=spec.name,
+        run_id=run_id,
+        status=_status(states, scheduler.interrupted),
+        executor=executor.name,
+        image=image,
+        pipeline_hash=digest.digest,
+        step_hashes={name: step.digest for name, step in digest.steps.items()},
+        parameters=parameters,
+        started_at=started_at.isoformat(),
+        finished_at=finished_at.isoformat(),
+        duration_seconds=round((finished_at - started_at).total_seconds(), 3),
+        jobs=options.jobs,
+        failed_steps=[n for n, s in states.items() if s.status is StepStatus.FAILED],
+        steps={name: _step_summary(state, layout) for name, state in states.items()},
+    )
+    layout.summary_file.write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
+    print_report(console, states, str(run_dir))
+    return summary

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from infra.runner.commands import register as register_runner_commands
 from infra.spec import build_context_tag, load_definitions, pipeline_digest
 from infra.spec.graph import to_dot, to_mermaid
 from infra.spec.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="file to write, or - for stdout",
     )
     schema.set_defaults(func=cmd_schema)
+    register_runner_commands(sub)
     return parser
 
 

@@ -74,9 +74,16 @@ def run_child(argv: list[str]) -> Sample:
         return Sample(seconds, usage.ru_maxrss / 1024, out.read().decode())
 
 
-def measure(argv: list[str], repeat: int) -> list[Sample]:
-    run_child(argv)  # warm the page cache (bytecode, shared libraries)
-    return [run_child(argv) for _ in range(repeat)]
+def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[Sample]]:
+    """Samples of each command, interleaved round by round so drift on a shared machine hits all
+    of them alike; one unrecorded warm-up round first (bytecode, page cache)."""
+    for argv in commands.values():
+        run_child(argv)
+    samples: dict[str, list[Sample]] = {label: [] for label in commands}
+    for _ in range(repeat):
+        for label, argv in commands.items():
+            samples[label].append(run_child(argv))
+    return samples
 
 
 def median(values: list[float]) -> float:
@@ -96,18 +103,22 @@ def main() -> None:
         f"from pulumi_azure_native import {name}\ngetattr({name}, '__all__', None)\n"
         for name in modules
     )
-    floor = measure([sys.executable, "-c", floor_code], args.repeat)
-    with_docker = measure(
-        [sys.executable, "-c", floor_code + "import pulumi_docker_build\n"], args.repeat
-    )
     stack_file = REPO_ROOT / f"Pulumi.{args.stack}.yaml"
-    program = measure([sys.executable, str(HARNESS), str(stack_file)], args.repeat)
+    samples = measure(
+        {
+            "floor": [sys.executable, "-c", floor_code],
+            "docker": [sys.executable, "-c", floor_code + "import pulumi_docker_build\n"],
+            "program": [sys.executable, str(HARNESS), str(stack_file)],
+        },
+        args.repeat,
+    )
+    floor, with_docker, program = samples["floor"], samples["docker"], samples["program"]
     evals = [json.loads(s.stdout)["seconds"] for s in program]
     resources = len(json.loads(program[-1].stdout)["registrations"])
 
     floor_s, floor_mb = median([s.seconds for s in floor]), median([s.peak_mb for s in floor])
     prog_s, prog_mb = median([s.seconds for s in program]), median([s.peak_mb for s in program])
-    print(f"python {sys.version.split()[0]}, {args.repeat} runs each (medians), fresh processes")
+    print(f"python {sys.version.split()[0]}, {args.repeat} interleaved runs each, medians")
     print(f"azure-native submodules imported by the program: {', '.join(modules)}")
     print(f"{'':<52} {'wall s':>8} {'peak MB':>8}")
     print(f"{'import floor: pulumi + those submodules':<52} {floor_s:>8.3f} {floor_mb:>8.1f}")

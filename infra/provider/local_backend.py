@@ -441,15 +441,22 @@ class LocalBackend:
         """Change what a schedule does (never its name or target)."""
 
         def run(conn: sqlite3.Connection) -> ScheduleRecord:
-            if self._schedule(conn, schedule_id) is None:
+            current = self._schedule(conn, schedule_id)
+            if current is None:
                 raise BackendError(f"schedule {schedule_id} not found")
+            # None = "leave the values as they are", as Schedule.update(pipeline_parameters=None)
+            parameters = (
+                current.settings.parameters
+                if settings.parameters is None
+                else (settings.parameters)
+            )
             conn.execute(
                 "UPDATE schedules SET recurrence_json = ?, description = ?, parameters_json = ?, "
                 "status = ? WHERE id = ?",
                 (
                     settings.recurrence.model_dump_json(),
                     settings.description,
-                    json.dumps(settings.parameters, sort_keys=True),
+                    json.dumps(parameters, sort_keys=True),
                     settings.status.value,
                     schedule_id,
                 ),

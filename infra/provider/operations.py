@@ -197,8 +197,9 @@ def _pause_leftovers(backend: Backend, want: ScheduleInputs) -> None:
 def converge_schedule(
     backend: Backend, current: ScheduleRecord, want: ScheduleInputs
 ) -> ScheduleRecord:
-    """One update call when anything differs, none otherwise."""
-    if current.settings == want.settings():
+    """One update call when anything differs, none otherwise (parameter values the service
+    does not report are rewritten, since they cannot be compared)."""
+    if current.settings.parameters is not None and current.settings == want.settings():
         return current
     return backend.update_schedule(current.id, want.settings())
 

@@ -108,7 +108,9 @@ class ScheduleSettings:
 
     recurrence: Recurrence
     description: str = ""
-    parameters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    parameters: dict[str, str | int | float | bool] | None = field(default_factory=dict)
+    """Parameter values; None when the service does not report them (Azure ML v1's `Schedule`
+    object does not expose them), in which case an update always rewrites them."""
     status: Status = Status.ACTIVE
 
 

@@ -206,7 +206,9 @@ class ScheduleOutputs(ScheduleInputs):
             recurrence=live.recurrence,
             recurrence_text=describe(live.recurrence),
             description=live.description,
-            parameters=_json_values(live.parameters),
+            parameters=(
+                inputs.parameters if live.parameters is None else _json_values(live.parameters)
+            ),
             enabled=live.status is Status.ACTIVE,
             schedule_id=schedule.id,
             status=live.status.value,

@@ -1,0 +1,217 @@
+"""The Azure ML v1 adapter: the real azureml step, environment, recurrence and auth objects it
+builds (no workspace needed), its retry policy, and opt-in live tests against a real workspace."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from provider_fixtures import IMAGE_V1, WORKSPACE, Project
+
+from infra.provider import azureml_backend as az
+from infra.provider.port import BackendError
+from infra.spec.model import Frequency, Recurrence, WeekDay
+from infra.spec.recurrence import effective_recurrence
+
+
+@pytest.fixture
+def compiled(project: Project) -> az.CompiledPipeline:
+    loaded = project.load()
+    return az.compile_steps(loaded.spec, loaded.folder, {"training": IMAGE_V1})
+
+
+def _step(compiled: az.CompiledPipeline, name: str) -> Any:
+    return next(s for s in compiled.steps if s.name == name)
+
+
+def test_python_step_is_a_python_script_step_with_parameter_and_output(
+    project: Project, compiled: az.CompiledPipeline
+) -> None:
+    from azureml.data import OutputFileDatasetConfig
+    from azureml.pipeline.core import PipelineParameter
+    from azureml.pipeline.steps import PythonScriptStep
+
+    prep = _step(compiled, "prep")
+    assert isinstance(prep, PythonScriptStep)
+    assert prep._script_name == "prep.py"
+    assert prep._source_directory == str(project.root / "pipeline_defs/demo/steps/prep")
+    assert prep._compute_target == "cpu-cluster" and prep._runconfig.target == "cpu-cluster"
+    args = prep._arguments
+    assert args[:4:2] == ["--epochs", "--n"] and args[3] == "3"
+    epochs = args[1]
+    assert isinstance(epochs, PipelineParameter)
+    assert (epochs.name, epochs.default_value) == ("epochs", 3)
+    assert type(epochs.default_value) is int
+    assert args[4:] == ["--out", "DatasetOutputConfig:prep_data"]
+    assert [type(o) for o in prep._outputs] == [OutputFileDatasetConfig]
+    assert prep._outputs[0].name == "prep_data"
+
+
+def test_r_step_runs_rscript_in_a_command_step_reading_the_upstream_output(
+    compiled: az.CompiledPipeline,
+) -> None:
+    from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
+    from azureml.pipeline.steps import CommandStep
+
+    train = _step(compiled, "train")
+    assert isinstance(train, CommandStep)
+    assert train._command == "Rscript"
+    assert train._arguments == [
+        "train.R",
+        "--data",
+        "DatasetConsumptionConfig:prep_data",
+        "--model",
+        "DatasetOutputConfig:train_model",
+    ]
+    (data_in,) = train._inputs
+    assert isinstance(data_in, DatasetConsumptionConfig) and data_in.mode == "mount"
+    # the input is the very output object the upstream step writes: that is the data edge
+    assert data_in.dataset is _step(compiled, "prep")._outputs[0]
+
+
+def test_command_step_keeps_its_argv_and_float_parameter(compiled: az.CompiledPipeline) -> None:
+    report = _step(compiled, "report")
+    assert report._command == "bash"
+    assert report._arguments[:2] == ["report.sh", "DatasetConsumptionConfig:train_model"]
+    rate = report._arguments[3]
+    assert (rate.name, rate.default_value) == ("rate", 0.5)
+
+
+def test_environment_runs_the_registry_image_as_is_without_password(
+    compiled: az.CompiledPipeline,
+) -> None:
+    env = compiled.environments["training"]
+    assert env.docker.base_image == IMAGE_V1
+    assert env.python.user_managed_dependencies is True
+    registry = env.docker.base_image_registry
+    assert registry.address == "acrtest.azurecr.io"
+    assert registry.username is None and registry.password is None
+    assert all(s._runconfig.environment is env for s in compiled.steps)
+
+
+def test_step_environment_variables_and_after_ordering(project: Project) -> None:
+    text = (project.root / "pipeline_defs/demo/pipeline.yaml").read_text()
+    text = text.replace(
+        "    command: [bash, report.sh]\n",
+        "    command: [bash, report.sh]\n    after: [prep]\n    environment: {MODE: fast}\n",
+    )
+    (project.root / "pipeline_defs/demo/pipeline.yaml").write_text(text)
+    loaded = project.load()
+    compiled = az.compile_steps(loaded.spec, loaded.folder, {"training": IMAGE_V1})
+    report = _step(compiled, "report")
+    assert report._runconfig.environment_variables == {"MODE": "fast"}
+    assert _step(compiled, "prep") in report.run_after_steps
+
+
+def test_missing_image_reference_is_a_located_error(project: Project) -> None:
+    loaded = project.load()
+    with pytest.raises(BackendError, match="no image reference for 'training'"):
+        az.compile_steps(loaded.spec, loaded.folder, {})
+
+
+def test_cron_schedule_becomes_a_valid_schedule_recurrence(project: Project) -> None:
+    from azureml.pipeline.core.schedule import ScheduleRecurrence, TimeZone
+
+    rec = az.make_recurrence(effective_recurrence(project.load().spec.schedules[0]))
+    assert isinstance(rec, ScheduleRecurrence)
+    assert (rec.frequency, rec.interval, rec.hours, rec.minutes) == ("Day", 1, [2], [30])
+    assert rec.time_zone is TimeZone.UTC and rec.week_days is None
+    back = az.recurrence_from_azure(rec)
+    assert back == effective_recurrence(project.load().spec.schedules[0])
+
+
+def test_weekly_recurrence_round_trips_and_bad_time_zone_is_rejected() -> None:
+    weekly = Recurrence(
+        frequency=Frequency.WEEK,
+        interval=2,
+        hours=[6, 18],
+        minutes=[0],
+        week_days=[WeekDay.MONDAY, WeekDay.FRIDAY],
+        time_zone="W. Europe Standard Time",
+        start_time="2026-01-05T06:00:00",
+    )
+    rec = az.make_recurrence(weekly)
+    assert rec.week_days == ["Monday", "Friday"] and rec.start_time == "2026-01-05T06:00:00"
+    assert az.recurrence_from_azure(rec) == weekly
+    with pytest.raises(BackendError, match="Windows names"):
+        az.make_recurrence(weekly.model_copy(update={"time_zone": "Europe/Berlin"}))
+
+
+def test_auth_is_chosen_from_the_environment_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "ARM_", "MSI_", "IDENTITY_")):
+            monkeypatch.delenv(name)
+    assert az.choose_auth().kind == "azure_cli"
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.169.254/x")
+    assert az.choose_auth().kind == "managed_identity"
+    monkeypatch.setenv("AZURE_TENANT_ID", "t")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "c")
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")
+    assert az.choose_auth() == az.AuthChoice("workload_identity", "t", "c")
+    monkeypatch.setenv("ARM_CLIENT_SECRET", "s3cret")
+    choice = az.choose_auth()
+    assert choice == az.AuthChoice("service_principal", "t", "c")
+    assert "s3cret" not in repr(choice)  # the secret stays in the environment
+
+
+def test_service_principal_auth_object_is_built_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from azureml.core.authentication import ServicePrincipalAuthentication
+
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant-x")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client-y")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "secret-z")
+    auth = az.auth_from_environment()
+    assert isinstance(auth, ServicePrincipalAuthentication)
+    assert auth._service_principal_id == "client-y" and auth._tenant_id == "tenant-x"
+
+
+def test_transient_errors_are_retried_with_growing_delays_and_bounded() -> None:
+    delays: list[float] = []
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise RuntimeError("HTTP 429 Too Many Requests")
+        return "ok"
+
+    assert az.with_retries("op", flaky, sleep=delays.append) == "ok"
+    assert len(delays) == 2 and delays[1] > delays[0]
+
+    def always_throttled() -> str:
+        raise RuntimeError("503 Service Unavailable")
+
+    with pytest.raises(BackendError, match="attempt 5/5"):
+        az.with_retries("op", always_throttled, sleep=delays.append)
+
+    def bad_request() -> str:
+        raise ValueError("PipelineEndpoint already exists with the given name")
+
+    before = len(delays)
+    with pytest.raises(BackendError, match="attempt 1/5"):
+        az.with_retries("op", bad_request, sleep=delays.append)
+    assert len(delays) == before
+
+
+LIVE_VARS = (
+    "AZUREML_LIVE_SUBSCRIPTION_ID",
+    "AZUREML_LIVE_RESOURCE_GROUP",
+    "AZUREML_LIVE_WORKSPACE",
+)
+_missing = [v for v in LIVE_VARS if not os.environ.get(v)]
+
+
+@pytest.mark.live
+@pytest.mark.skipif(bool(_missing), reason=f"live Azure ML test: set {', '.join(LIVE_VARS)}")
+def test_live_workspace_endpoint_lookup_of_an_unknown_name_is_none() -> None:
+    backend = az.AzureMLBackend(
+        type(WORKSPACE)(
+            os.environ["AZUREML_LIVE_SUBSCRIPTION_ID"],
+            os.environ["AZUREML_LIVE_RESOURCE_GROUP"],
+            os.environ["AZUREML_LIVE_WORKSPACE"],
+        )
+    )
+    assert backend.get_endpoint(name="amlpipe-live-test-no-such-endpoint") is None

@@ -221,7 +221,9 @@ class DockerExecutor:
         }
         container = self._client.containers.create(
             self._image,
-            command=plan.argv,
+            # One pipe for both streams, inside the container: the engine reads stdout and stderr
+            # separately and would interleave them out of order in the log.
+            command=["/bin/sh", "-c", 'exec "$@" 2>&1', "amlpipe-step", *plan.argv],
             working_dir=plan.workdir,
             volumes=volumes,
             environment={"PYTHONUNBUFFERED": "1", **plan.environment},

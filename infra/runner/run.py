@@ -46,6 +46,7 @@ class StepSummary:
 
     status: str
     exit_code: int | None
+    started_at: str | None
     duration_seconds: float | None
     log: str
     outputs: dict[str, str]
@@ -108,6 +109,7 @@ def _step_summary(state: StepState, layout: RunLayout) -> StepSummary:
     return StepSummary(
         status=state.status.value,
         exit_code=state.exit_code,
+        started_at=state.started_at.isoformat() if state.started_at else None,
         duration_seconds=None if state.duration is None else round(state.duration, 3),
         log=rel(layout.log_file(state.plan.name)),
         outputs={name: rel(path) for name, path in state.plan.outputs.items()},

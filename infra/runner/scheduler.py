@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO
 
@@ -46,6 +47,8 @@ class StepState:
     message: str = ""
     started: float | None = None
     finished: float | None = None
+    started_at: datetime | None = None
+    """Wall-clock start (the monotonic `started` gives durations)."""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
     @property
@@ -159,6 +162,7 @@ class Scheduler:
     def _start(self, state: StepState) -> None:
         plan = state.plan
         state.started = time.monotonic()
+        state.started_at = datetime.now(UTC)
         if problem := self._missing_input(plan):
             self._fail(state, None, problem)
             return

@@ -63,10 +63,20 @@ def stack_config(path: Path) -> dict[str, str]:
     stack = (_load(path) or {}).get("config") or {}
     for key, value in stack.items():
         full = key if ":" in key else f"{namespace}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            value = f"fake-secret-for-{full}"
-        config[full] = raw_value(value)
+        config[full] = raw_value(_without_ciphertext(value, full))
     return config
+
+
+def _without_ciphertext(value: Any, path: str) -> Any:
+    """`value` with every `{secure: <ciphertext>}` (top level or nested, as `pulumi config set
+    --path --secret` writes them) replaced by fake plaintext naming its path."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return f"fake-secret-for-{path}"
+        return {k: _without_ciphertext(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_ciphertext(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def settings_raw(config: dict[str, str]) -> dict[str, str]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from pulumi_config import PROJECT_FILE, declared_keys, project_name, raw_value
+from pulumi_config import PROJECT_FILE, declared_keys, project_name, raw_value, stack_config
 
 from infra.settings import (
     KEYS,
@@ -173,3 +174,23 @@ def test_settings_are_frozen() -> None:
         settings.location = "eastus"  # type: ignore[misc]
     with pytest.raises(TypeError):
         settings.tags["x"] = "y"  # type: ignore[index]
+
+
+def test_stack_config_applies_defaults_overrides_and_fakes_secure_values(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.qa.yaml"
+    stack_file.write_text(
+        "config:\n"
+        "  azureml-pipelines:registrySku: Premium\n"
+        "  azureml-pipelines:tags: {owner: {secure: v1:AAAA}}\n"
+        "  azure-native:clientSecret:\n"
+        "    secure: v1:BBBB\n",
+        encoding="utf-8",
+    )
+    config = stack_config(stack_file)
+    assert config["azureml-pipelines:registrySku"] == "Premium"
+    assert config["azureml-pipelines:location"] == "westeurope"  # project default
+    assert config["azure-native:clientSecret"] == "fake-secret-for-azure-native:clientSecret"
+    assert json.loads(config["azureml-pipelines:tags"]) == {
+        "owner": "fake-secret-for-azureml-pipelines:tags.owner"
+    }
+    assert not any("v1:" in value for value in config.values())

@@ -1,0 +1,165 @@
+"""Pipelines component: one PipelineEndpoint per pipeline definition, one PipelineSchedule per
+schedule, on the stack's workspace, clusters and images.
+
+Definitions are checked against the stack's cluster names and image keys before anything is
+registered, so a typo in `compute:` or `image:` fails the program (with file, line and key path)
+without a single resource in the plan. Endpoint inputs are the readable summary of
+:mod:`infra.provider.props`; only the content hash and image references wait for the images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+
+from infra.provider.props import (
+    endpoint_static_props,
+    schedule_name,
+    schedule_settings_inputs,
+)
+from infra.provider.resources import (
+    PipelineEndpoint,
+    PipelineEndpointArgs,
+    PipelineSchedule,
+    PipelineScheduleArgs,
+    WorkspaceArgs,
+)
+from infra.spec.errors import SpecError, SpecErrors
+from infra.spec.hashing import pipeline_digest
+from infra.spec.loader import LoadedPipeline, display_path, load_definitions
+from infra.spec.validate import KnownNames
+
+
+def load_pipeline_definitions(
+    folder: Path, project_root: Path, cluster_names: Sequence[str], image_keys: Sequence[str]
+) -> tuple[LoadedPipeline, ...]:
+    """Load `pipeline_defs/`, checking compute and image names against the stack; raise
+    :class:`SpecErrors` listing every problem. Call it before registering any resource."""
+    known = KnownNames(computes=frozenset(cluster_names), images=frozenset(image_keys))
+    return load_definitions([folder], project_root, known).raise_if_invalid()
+
+
+def unknown_targets(
+    definitions: Sequence[LoadedPipeline], cluster_names: frozenset[str], image_keys: frozenset[str]
+) -> list[SpecError]:
+    """Steps whose cluster or image the stack does not have (a second guard, for definitions
+    loaded without :class:`KnownNames`)."""
+    errors: list[SpecError] = []
+    for loaded in definitions:
+        spec = loaded.spec
+        for index, step in enumerate(spec.steps):
+            where = ("steps", index)
+            if spec.step_compute(step) not in cluster_names:
+                errors.append(
+                    SpecError(
+                        display_path(loaded.file),
+                        None,
+                        (*where, "compute"),
+                        f"unknown compute {spec.step_compute(step)!r} "
+                        f"(known clusters: {', '.join(sorted(cluster_names)) or 'none'})",
+                    )
+                )
+            if spec.step_image(step) not in image_keys:
+                errors.append(
+                    SpecError(
+                        display_path(loaded.file),
+                        None,
+                        (*where, "image"),
+                        f"unknown image {spec.step_image(step)!r} "
+                        f"(known images: {', '.join(sorted(image_keys)) or 'none'})",
+                    )
+                )
+    return errors
+
+
+@dataclass(frozen=True)
+class PipelinesArgs:
+    """Definitions plus where and with what they run."""
+
+    definitions: tuple[LoadedPipeline, ...]
+    project_root: Path
+    """Folder of Pulumi.yaml: the provider host runs there and finds the pipeline folders."""
+    subscription_id: pulumi.Input[str]
+    resource_group: pulumi.Input[str]
+    workspace_name: pulumi.Input[str]
+    image_refs: Mapping[str, pulumi.Input[str]]
+    """Image key -> pushed reference (with digest)."""
+    cluster_names: frozenset[str]
+    schedules_enabled: bool = True
+    """False on dev stacks: schedules are created paused."""
+    version_retention: int = 2
+    depends_on: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
+    """Resources the pipelines need beyond their inputs (the compute clusters)."""
+
+
+class Pipelines(pulumi.ComponentResource):
+    """Every pipeline definition published behind its endpoint, with its schedules."""
+
+    endpoints: dict[str, PipelineEndpoint]
+    schedules: dict[str, PipelineSchedule]
+    rest_urls: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, name: str, args: PipelinesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        errors = unknown_targets(args.definitions, args.cluster_names, frozenset(args.image_refs))
+        if errors:
+            raise SpecErrors(errors)  # before any resource is registered
+        super().__init__("azureml-pipelines:pipelines:Pipelines", name, None, opts)
+        workspace = WorkspaceArgs(args.subscription_id, args.resource_group, args.workspace_name)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        self.endpoints = {}
+        self.schedules = {}
+        for loaded in args.definitions:
+            endpoint = self._endpoint(name, loaded, args, workspace, child)
+            self.endpoints[loaded.spec.name] = endpoint
+            for schedule in loaded.spec.schedules:
+                key = schedule_name(loaded.spec, schedule)
+                self.schedules[key] = PipelineSchedule(
+                    f"{name}-{key}",
+                    PipelineScheduleArgs(
+                        workspace=workspace,
+                        name=key,
+                        endpoint_id=endpoint.id,
+                        experiment=loaded.spec.experiment,
+                        **schedule_settings_inputs(schedule, args.schedules_enabled),
+                    ),
+                    child,
+                )
+        self.rest_urls = pulumi.Output.all(
+            **{key: e.rest_url for key, e in self.endpoints.items()}
+        ).apply(dict)
+        self.register_outputs({"restUrls": self.rest_urls})
+
+    @staticmethod
+    def _endpoint(
+        name: str,
+        loaded: LoadedPipeline,
+        args: PipelinesArgs,
+        workspace: WorkspaceArgs,
+        opts: pulumi.ResourceOptions,
+    ) -> PipelineEndpoint:
+        spec = loaded.spec
+        used = sorted({spec.step_image(s) for s in spec.steps})
+        refs = pulumi.Output.all(**{key: args.image_refs[key] for key in used})
+        static = endpoint_static_props(loaded, args.project_root)
+        return PipelineEndpoint(
+            f"{name}-{spec.name}",
+            PipelineEndpointArgs(
+                workspace=workspace,
+                name=static["name"],
+                description=static["description"],
+                experiment=static["experiment"],
+                code_root=static["code_root"],
+                steps=static["steps"],
+                parameters=static["parameters"],
+                # Pure computation on the image references (no resource is created in apply).
+                content_hash=refs.apply(lambda r: pipeline_digest(loaded, r).digest),
+                images=refs.apply(dict),
+                version_retention=args.version_retention,
+            ),
+            opts,
+        )

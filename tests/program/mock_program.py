@@ -21,6 +21,7 @@ import runpy
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,29 +39,6 @@ MAIN = REPO_ROOT / "infra" / "__main__.py"
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
-
-# ARM resource type of each azure-native token, for plausible resource ids.
-ARM_TYPES = {
-    "azure-native:storage:StorageAccount": ("Microsoft.Storage/storageAccounts", "accountName"),
-    "azure-native:keyvault:Vault": ("Microsoft.KeyVault/vaults", "vaultName"),
-    "azure-native:operationalinsights:Workspace": (
-        "Microsoft.OperationalInsights/workspaces",
-        "workspaceName",
-    ),
-    "azure-native:applicationinsights:Component": ("Microsoft.Insights/components", "resourceName"),
-    "azure-native:containerregistry:Registry": (
-        "Microsoft.ContainerRegistry/registries",
-        "registryName",
-    ),
-    "azure-native:machinelearningservices:Workspace": (
-        "Microsoft.MachineLearningServices/workspaces",
-        "workspaceName",
-    ),
-    "azure-native:managedidentity:UserAssignedIdentity": (
-        "Microsoft.ManagedIdentity/userAssignedIdentities",
-        "resourceName",
-    ),
-}
 
 
 class UnmockedError(AssertionError):
@@ -83,6 +61,96 @@ class Registration:
 
 def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+# Output models: resource type -> (inputs -> (id, computed outputs)), shaped like the real
+# provider's answers (ARM ids, login server, principal ids, image digest).
+OutputModel = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+def _group_prefix(inputs: dict[str, Any]) -> str:
+    return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{inputs['resourceGroupName']}"
+
+
+def _arm_model(arm_type: str, name_key: str) -> OutputModel:
+    """A resource-group-scoped ARM resource named by the input `name_key`."""
+
+    def model(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        name = inputs[name_key]
+        return f"{_group_prefix(inputs)}/providers/{arm_type}/{name}", {"name": name}
+
+    return model
+
+
+def _resource_group(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return _group_prefix(inputs), {"name": inputs["resourceGroupName"]}
+
+
+def _registry(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    resource_id, outputs = _arm_model("Microsoft.ContainerRegistry/registries", "registryName")(
+        inputs
+    )
+    return resource_id, {**outputs, "loginServer": f"{outputs['name'].lower()}.azurecr.io"}
+
+
+def _identity(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    resource_id, outputs = _arm_model(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", "resourceName"
+    )(inputs)
+    computed = {
+        "principalId": _uuid("principal", resource_id),
+        "clientId": _uuid("client", resource_id),
+        "tenantId": TENANT_ID,
+    }
+    return resource_id, {**outputs, **computed}
+
+
+def _compute(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # The API takes identity ids as a list and answers with a map id -> identity details.
+    identity = dict(inputs.get("identity") or {})
+    identity["userAssignedIdentities"] = {
+        ident: {"principalId": _uuid("principal", ident), "clientId": _uuid("client", ident)}
+        for ident in identity.get("userAssignedIdentities", [])
+    }
+    workspace = f"{_group_prefix(inputs)}/providers/Microsoft.MachineLearningServices/workspaces"
+    resource_id = f"{workspace}/{inputs['workspaceName']}/computes/{inputs['computeName']}"
+    return resource_id, {"name": inputs["computeName"], "identity": identity}
+
+
+def _role_assignment(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    guid = _uuid(inputs["scope"], inputs["principalId"], inputs["roleDefinitionId"])
+    return f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{guid}", {
+        "name": guid
+    }
+
+
+def _image(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (tag,) = inputs["tags"]
+    digest = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+    return digest, {"digest": digest, "ref": f"{tag}@{digest}"}
+
+
+OUTPUT_MODELS: dict[str, OutputModel] = {
+    "azure-native:resources:ResourceGroup": _resource_group,
+    "azure-native:storage:StorageAccount": _arm_model(
+        "Microsoft.Storage/storageAccounts", "accountName"
+    ),
+    "azure-native:keyvault:Vault": _arm_model("Microsoft.KeyVault/vaults", "vaultName"),
+    "azure-native:operationalinsights:Workspace": _arm_model(
+        "Microsoft.OperationalInsights/workspaces", "workspaceName"
+    ),
+    "azure-native:applicationinsights:Component": _arm_model(
+        "Microsoft.Insights/components", "resourceName"
+    ),
+    "azure-native:machinelearningservices:Workspace": _arm_model(
+        "Microsoft.MachineLearningServices/workspaces", "workspaceName"
+    ),
+    "azure-native:containerregistry:Registry": _registry,
+    "azure-native:managedidentity:UserAssignedIdentity": _identity,
+    "azure-native:machinelearningservices:Compute": _compute,
+    "azure-native:authorization:RoleAssignment": _role_assignment,
+    "docker-build:index:Image": _image,
+}
 
 
 class RecordingMocks(pulumi_mocks.Mocks):
@@ -110,55 +178,15 @@ class RecordingMocks(pulumi_mocks.Mocks):
             if not args.typ.startswith(f"{self.project}:"):
                 raise UnmockedError(f"unexpected component type {args.typ}")
             return None, {}
-        resource_id, outputs = self._outputs(args.typ, args.name, dict(args.inputs))
-        return resource_id, outputs
-
-    def _outputs(self, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Id and outputs as the real provider would return them (inputs echoed, plus computed)."""
-        outputs = dict(inputs)
-        group = inputs.get("resourceGroupName", "")
-        prefix = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}"
-        if typ == "azure-native:resources:ResourceGroup":
-            outputs["name"] = inputs["resourceGroupName"]
-            return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{outputs['name']}", outputs
-        if typ in ARM_TYPES:
-            arm_type, name_key = ARM_TYPES[typ]
-            outputs["name"] = inputs[name_key]
-            resource_id = f"{prefix}/providers/{arm_type}/{outputs['name']}"
-            if typ == "azure-native:containerregistry:Registry":
-                outputs["loginServer"] = f"{outputs['name'].lower()}.azurecr.io"
-            if typ == "azure-native:managedidentity:UserAssignedIdentity":
-                outputs["principalId"] = _uuid("principal", resource_id)
-                outputs["clientId"] = _uuid("client", resource_id)
-                outputs["tenantId"] = TENANT_ID
-            return resource_id, outputs
-        if typ == "azure-native:machinelearningservices:Compute":
-            outputs["name"] = inputs["computeName"]
-            # The API takes identity ids as a list and answers with a map id -> identity details.
-            identity = dict(inputs.get("identity") or {})
-            identity["userAssignedIdentities"] = {
-                ident: {
-                    "principalId": _uuid("principal", ident),
-                    "clientId": _uuid("client", ident),
-                }
-                for ident in identity.get("userAssignedIdentities", [])
-            }
-            outputs["identity"] = identity
-            workspace = f"{prefix}/providers/Microsoft.MachineLearningServices/workspaces"
-            return f"{workspace}/{inputs['workspaceName']}/computes/{outputs['name']}", outputs
-        if typ == "azure-native:authorization:RoleAssignment":
-            guid = _uuid(inputs["scope"], inputs["principalId"], inputs["roleDefinitionId"])
-            outputs["name"] = guid
-            return (
-                f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{guid}",
-                outputs,
+        model = OUTPUT_MODELS.get(args.typ)
+        if model is None:
+            raise UnmockedError(
+                f"no output model for resource type {args.typ} ({args.name}): add one to "
+                "OUTPUT_MODELS in tests/program/mock_program.py"
             )
-        if typ == "docker-build:index:Image":
-            (tag,) = inputs["tags"]
-            digest = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
-            outputs.update(digest=digest, ref=f"{tag}@{digest}")
-            return digest, outputs
-        raise UnmockedError(f"no output model for resource type {typ} ({name})")
+        # Providers echo their inputs and add what they compute.
+        resource_id, computed = model(dict(args.inputs))
+        return resource_id, {**args.inputs, **computed}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -7,6 +7,7 @@ The cluster runs as a user-assigned managed identity holding AcrPull on the cont
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,11 @@ def role_definition_id(subscription_id: str, role_id: str) -> str:
     """ARM id of a built-in role definition, as a role assignment expects it."""
     provider = "providers/Microsoft.Authorization/roleDefinitions"
     return f"/subscriptions/{subscription_id}/{provider}/{role_id}"
+
+
+def assignment_name(scope: str, principal: str, role_id: str) -> str:
+    """Stable GUID naming a role assignment (role assignment names must be GUIDs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal}|{role_id}"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class ComputeCluster(pulumi.ComponentResource):
         )
         acr_pull = authorization.RoleAssignment(
             f"{name}-acrpull",
+            # A name derived from scope, identity and role (not a random one): re-running after
+            # lost state targets the same assignment instead of failing with RoleAssignmentExists.
+            role_assignment_name=pulumi.Output.from_input(args.registry_id).apply(
+                lambda scope: assignment_name(scope, args.identity_name, ACR_PULL_ROLE_ID)
+            ),
             principal_id=identity.principal_id,
             # Telling ARM the principal type avoids failures while the new identity replicates.
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,

@@ -13,6 +13,7 @@ import inspect
 import json
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
 from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
 
-from infra.components.compute import ACR_PULL_ROLE_ID
+from infra.components.compute import ACR_PULL_ROLE_ID, assignment_name
 from infra.naming import RULES
 from infra.settings import KEYS, Priority, Settings, parse_settings
 from infra.spec.hashing import build_context_tag
@@ -195,6 +196,12 @@ def test_each_cluster_identity_holds_acr_pull_on_the_registry(run: Run) -> None:
             (ACR_PULL, registry.id)
         ], f"cluster {compute.inputs['computeName']} must hold AcrPull on the registry only"
         assert grants[0].inputs["principalType"] == "ServicePrincipal"
+        # Role assignment names are GUIDs; ours is derived, so a rerun names the same one.
+        name = grants[0].inputs["roleAssignmentName"]
+        assert str(uuid.UUID(name)) == name
+        assert name == assignment_name(
+            registry.id, identity.inputs["resourceName"], ACR_PULL_ROLE_ID
+        )
 
 
 def test_workspace_links_to_the_resources_created_with_it(run: Run) -> None:

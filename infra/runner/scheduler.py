@@ -195,18 +195,17 @@ class Scheduler:
     # -- events -----------------------------------------------------------------------------
 
     def _pump(self, timeout: float) -> None:
+        """Handle events for up to `timeout` seconds; return at once when a step ends, so the
+        next ready step starts without waiting for the progress tick."""
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
+        while (remaining := deadline - time.monotonic()) > 0:
             try:
-                event = (
-                    self._events.get(timeout=max(remaining, 0.0))
-                    if remaining > 0
-                    else self._events.get_nowait()
-                )
+                event = self._events.get(timeout=remaining)
             except queue.Empty:
                 break
             self._handle(event)
+            if isinstance(event, _Done):
+                break
         self._observer.tick(self.states)
 
     def _handle(self, event: _Line | _Done) -> None:

@@ -12,6 +12,7 @@ exponential backoff on throttling and transient errors, a bounded number of time
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
@@ -67,6 +68,12 @@ _TRANSIENT_MARKERS = (
 _NOT_FOUND_MARKERS = ("404", "not found", "notfound", "does not exist")
 
 
+def _azureml(module: str) -> Any:
+    """Import an azureml module when first needed. Typed Any: azureml ships no type information
+    (and mypy must not follow into its sources)."""
+    return importlib.import_module(module)
+
+
 # -- authentication ---------------------------------------------------------------------------
 
 
@@ -105,7 +112,7 @@ def choose_auth() -> AuthChoice:
 
 def auth_from_environment() -> Any:
     """The azureml authentication object for :func:`choose_auth` (never from resource inputs)."""
-    from azureml.core import authentication as auth
+    auth = _azureml("azureml.core.authentication")
 
     choice = choose_auth()
     if choice.kind == "service_principal":
@@ -197,7 +204,7 @@ def make_environment(name: str, image_ref: str) -> Any:
     The registry is given by address only; the workspace's attached ACR is pulled with the
     workspace/compute managed identity (AcrPull granted by the compute component).
     """
-    from azureml.core import Environment
+    Environment = _azureml("azureml.core").Environment
 
     env = Environment(name=name)
     env.docker.base_image = image_ref
@@ -246,7 +253,7 @@ class CompiledPipeline:
 
 
 def _runconfig(compute: str, env: Any, variables: dict[str, str]) -> Any:
-    from azureml.core.runconfig import RunConfiguration
+    RunConfiguration = _azureml("azureml.core.runconfig").RunConfiguration
 
     config = RunConfiguration()
     config.target = compute
@@ -258,8 +265,8 @@ def _runconfig(compute: str, env: Any, variables: dict[str, str]) -> Any:
 def _make_step(
     spec: PipelineSpec, step: AnyStep, code_dir: Path, args: list[Any], runconfig: Any
 ) -> Any:
-    from azureml.pipeline.steps import CommandStep as AzureCommandStep
-    from azureml.pipeline.steps import PythonScriptStep
+    AzureCommandStep = _azureml("azureml.pipeline.steps").CommandStep
+    PythonScriptStep = _azureml("azureml.pipeline.steps").PythonScriptStep
 
     common: dict[str, Any] = {
         "name": step.name,
@@ -280,8 +287,8 @@ def _make_step(
 
 def compile_steps(spec: PipelineSpec, folder: Path, images: dict[str, str]) -> CompiledPipeline:
     """Build the azureml steps of a validated spec; `images` maps image keys to references."""
-    from azureml.data import OutputFileDatasetConfig
-    from azureml.pipeline.core import PipelineParameter
+    OutputFileDatasetConfig = _azureml("azureml.data").OutputFileDatasetConfig
+    PipelineParameter = _azureml("azureml.pipeline.core").PipelineParameter
 
     parameters = {
         name: PipelineParameter(name=name, default_value=_parameter_default(p.type, p.default))
@@ -319,7 +326,8 @@ _WEEK_DAYS = {d.value for d in WeekDay}
 
 def make_recurrence(rec: Recurrence) -> Any:
     """An azureml ScheduleRecurrence for a spec recurrence (validated by azureml's own rules)."""
-    from azureml.pipeline.core.schedule import ScheduleRecurrence, TimeZone
+    ScheduleRecurrence = _azureml("azureml.pipeline.core.schedule").ScheduleRecurrence
+    TimeZone = _azureml("azureml.pipeline.core.schedule").TimeZone
 
     time_zone = None
     if rec.time_zone:
@@ -377,7 +385,7 @@ class AzureMLBackend:
     def workspace(self) -> Any:
         """The azureml Workspace, authenticated from the environment (made on first use)."""
         if self._workspace is None:
-            from azureml.core import Workspace
+            Workspace = _azureml("azureml.core").Workspace
 
             auth = auth_from_environment()
             self._workspace = with_retries(
@@ -392,7 +400,7 @@ class AzureMLBackend:
         return self._workspace
 
     def _published_pipeline(self, pipeline_id: str) -> Any:
-        from azureml.pipeline.core import PublishedPipeline
+        PublishedPipeline = _azureml("azureml.pipeline.core").PublishedPipeline
 
         return with_retries(
             f"get published pipeline {pipeline_id}",
@@ -400,7 +408,7 @@ class AzureMLBackend:
         )
 
     def _endpoint_object(self, endpoint_id: str) -> Any:
-        from azureml.pipeline.core import PipelineEndpoint
+        PipelineEndpoint = _azureml("azureml.pipeline.core").PipelineEndpoint
 
         return with_retries(
             f"get pipeline endpoint {endpoint_id}",
@@ -426,7 +434,7 @@ class AzureMLBackend:
 
     def publish_pipeline(self, build: PipelineBuild) -> PublishedPipelineRecord:
         """Compile, upload code and publish; the version records the content hash."""
-        from azureml.pipeline.core import Pipeline
+        Pipeline = _azureml("azureml.pipeline.core").Pipeline
 
         compiled = compile_steps(build.spec, build.folder, build.images)
         pipeline = Pipeline(
@@ -442,7 +450,7 @@ class AzureMLBackend:
 
     def find_published(self, name: str) -> list[PublishedPipelineRecord]:
         """Active published pipelines of this name."""
-        from azureml.pipeline.core import PublishedPipeline
+        PublishedPipeline = _azureml("azureml.pipeline.core").PublishedPipeline
 
         found = with_retries(
             "list published pipelines",
@@ -459,7 +467,7 @@ class AzureMLBackend:
 
     def create_endpoint(self, name: str, description: str, pipeline_id: str) -> EndpointRecord:
         """`PipelineEndpoint.publish` with an already published pipeline."""
-        from azureml.pipeline.core import PipelineEndpoint
+        PipelineEndpoint = _azureml("azureml.pipeline.core").PipelineEndpoint
 
         pipeline = self._published_pipeline(pipeline_id)
         endpoint = with_retries(
@@ -472,7 +480,7 @@ class AzureMLBackend:
         self, endpoint_id: str | None = None, name: str | None = None
     ) -> EndpointRecord | None:
         """By id or name; None when the service says it does not exist."""
-        from azureml.pipeline.core import PipelineEndpoint
+        PipelineEndpoint = _azureml("azureml.pipeline.core").PipelineEndpoint
 
         try:
             endpoint = PipelineEndpoint.get(self.workspace(), id=endpoint_id, name=name)
@@ -534,7 +542,7 @@ class AzureMLBackend:
         self, name: str, endpoint_id: str, experiment: str, settings: ScheduleSettings
     ) -> ScheduleRecord:
         """`Schedule.create_for_pipeline_endpoint`, then `disable` when paused."""
-        from azureml.pipeline.core import Schedule
+        Schedule = _azureml("azureml.pipeline.core").Schedule
 
         schedule = with_retries(
             f"create schedule {name}",
@@ -554,7 +562,7 @@ class AzureMLBackend:
 
     def update_schedule(self, schedule_id: str, settings: ScheduleSettings) -> ScheduleRecord:
         """`Schedule.update` with recurrence, description, parameters and status at once."""
-        from azureml.pipeline.core import Schedule
+        Schedule = _azureml("azureml.pipeline.core").Schedule
 
         schedule = with_retries(
             f"get schedule {schedule_id}", lambda: Schedule.get(self.workspace(), schedule_id)
@@ -572,7 +580,7 @@ class AzureMLBackend:
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         """`Schedule.get`; None when it does not exist."""
-        from azureml.pipeline.core import Schedule
+        Schedule = _azureml("azureml.pipeline.core").Schedule
 
         try:
             schedule = with_retries(
@@ -586,7 +594,7 @@ class AzureMLBackend:
 
     def find_schedules(self, endpoint_id: str, name: str) -> list[ScheduleRecord]:
         """Schedules of this name on this endpoint, any status."""
-        from azureml.pipeline.core import Schedule
+        Schedule = _azureml("azureml.pipeline.core").Schedule
 
         found = with_retries(
             f"list schedules of endpoint {endpoint_id}",

@@ -14,6 +14,7 @@ docs/deploy.md for the CI sequence on a new stack (the registry must exist befor
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,13 @@ class TrainingImageArgs:
         return self.context_dir / self.image.dockerfile
 
 
+def _portable(path: Path) -> str:
+    """`path` relative to the working directory Pulumi runs the program in (`main: infra/`), so the
+    stored inputs are the same on every machine and checkout location: an absolute path would
+    differ between a laptop and CI and show up as a change that rebuilds the image."""
+    return os.path.relpath(path, Path.cwd())
+
+
 class TrainingImage(pulumi.ComponentResource):
     """A Docker image built from a context folder and pushed to the registry, tagged by content."""
 
@@ -68,8 +76,8 @@ class TrainingImage(pulumi.ComponentResource):
         self.tag = build_context_tag(args.context_dir, build_args)
         image = docker_build.Image(
             f"{name}-image",
-            context=docker_build.BuildContextArgs(location=str(args.context_dir)),
-            dockerfile=docker_build.DockerfileArgs(location=str(args.dockerfile)),
+            context=docker_build.BuildContextArgs(location=_portable(args.context_dir)),
+            dockerfile=docker_build.DockerfileArgs(location=_portable(args.dockerfile)),
             build_args=build_args,
             platforms=[PLATFORM],
             tags=[

@@ -72,13 +72,13 @@ class Run:
         return found
 
 
-def run_harness(stack_file: Path) -> subprocess.CompletedProcess[str]:
+def run_harness(stack_file: Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     """The harness process for `stack_file`, finished."""
     return subprocess.run(
         [sys.executable, str(HARNESS), str(stack_file)],
         capture_output=True,
         text=True,
-        cwd=REPO_ROOT,
+        cwd=cwd,
         timeout=300,
     )
 
@@ -284,16 +284,36 @@ def test_image_is_tagged_by_context_hash_and_pushed_without_credentials(run: Run
     images = run.of_type("docker-build:index:Image")
     assert len(images) == len(run.settings.images)
     for key, image in run.settings.images.items():
-        context = REPO_ROOT / image.context
-        tag = build_context_tag(context, dict(image.build_args))
-        (built,) = [i for i in images if i.inputs["context"]["location"] == str(context)]
-        assert built.inputs["tags"] == [f"{login_server}/{key}:{tag}"]
+        tag = build_context_tag(REPO_ROOT / image.context, dict(image.build_args))
+        (built,) = [i for i in images if i.inputs["tags"] == [f"{login_server}/{key}:{tag}"]]
+        # The harness runs the program from the repository root.
+        assert built.inputs["context"] == {"location": image.context}
+        assert built.inputs["dockerfile"] == {"location": f"{image.context}/{image.dockerfile}"}
         assert built.inputs["push"] is True
         assert built.inputs["buildOnPreview"] is False
         # No registry credentials in inputs: they would be stored in the Pulumi state.
         assert "registries" not in built.inputs
         assert run.exports["imageRefs"][key] == built.outputs["ref"]
         assert "@sha256:" in run.exports["imageRefs"][key]
+
+
+def test_no_input_holds_a_machine_specific_path(run: Run) -> None:
+    # Inputs are stored in the state: a checkout path in them would differ between machines.
+    for registration in run.registrations:
+        assert str(REPO_ROOT) not in json.dumps(registration.inputs), registration.name
+
+
+def test_image_paths_are_relative_to_the_directory_pulumi_runs_the_program_in() -> None:
+    # With `main: infra/`, Pulumi runs the program in infra/: the context is then ../docker.
+    done = run_harness(REPO_ROOT / "Pulumi.dev.yaml", cwd=REPO_ROOT / "infra")
+    assert done.returncode == 0, done.stderr
+    (image,) = [
+        r
+        for r in json.loads(done.stdout)["registrations"]
+        if r["type"] == "docker-build:index:Image"
+    ]
+    assert image["inputs"]["context"] == {"location": "../docker"}
+    assert image["inputs"]["dockerfile"] == {"location": "../docker/Dockerfile"}
 
 
 def test_stack_outputs_describe_the_deployment(run: Run) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -148,6 +148,20 @@ def _diff(
     return changed, [k for k in changed if k in replace_keys]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse_or_none(model: type[M], props: dict[str, Any]) -> M | None:
+    try:
+        return model.model_validate(strip(props))
+    except ValidationError:
+        return None
+
+
+def _replaced(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [k for k in keys if olds.get(k) != news.get(k)]
+
+
 def dump_value(model: BaseModel, key: str) -> Any:
     """One field of a model in engine form."""
     return dump(model).get(key)
@@ -166,7 +180,9 @@ class PipelineEndpointProvider(_Provider):
             changed = unknown_keys(news)
             return DiffResult(True, [k for k in changed if k in ENDPOINT_REPLACE_KEYS], [], False)
         want = EndpointInputs.model_validate(strip(news))
-        old = EndpointOutputs.model_validate(strip(olds))
+        old = _parse_or_none(EndpointOutputs, olds)
+        if old is None:  # a state written by an older provider: rewrite it
+            return DiffResult(True, _replaced(olds, news, ENDPOINT_REPLACE_KEYS), [], False)
         changed, replaces = _diff(dump(old), news, want, ENDPOINT_REPLACE_KEYS)
         changed = [k for k in changed if k != "adopt_existing"]
         drift = not old.in_sync()
@@ -218,7 +234,9 @@ class PipelineScheduleProvider(_Provider):
             changed = unknown_keys(news)
             return DiffResult(True, [k for k in changed if k in SCHEDULE_REPLACE_KEYS], [], False)
         want = ScheduleInputs.model_validate(strip(news))
-        old = ScheduleOutputs.model_validate(strip(olds))
+        old = _parse_or_none(ScheduleOutputs, olds)
+        if old is None:  # a state written by an older provider: rewrite it
+            return DiffResult(True, _replaced(olds, news, SCHEDULE_REPLACE_KEYS), [], False)
         changed, replaces = _diff(dump(old), news, want, SCHEDULE_REPLACE_KEYS)
         # recurrence_text is derived from recurrence; compare settings, not their wording.
         changed = [k for k in changed if k != "recurrence_text"]

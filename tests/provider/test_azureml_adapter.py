@@ -215,3 +215,48 @@ def test_live_workspace_endpoint_lookup_of_an_unknown_name_is_none() -> None:
         )
     )
     assert backend.get_endpoint(name="amlpipe-live-test-no-such-endpoint") is None
+
+
+LIVE_IMAGE = os.environ.get(
+    "AZUREML_LIVE_IMAGE", "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+)
+LIVE_COMPUTE = os.environ.get("AZUREML_LIVE_COMPUTE", "cpu-cluster")
+
+
+@pytest.mark.live
+@pytest.mark.skipif(bool(_missing), reason=f"live Azure ML test: set {', '.join(LIVE_VARS)}")
+def test_live_lifecycle_through_the_provider_host(project: Project) -> None:
+    """Publish, no-op, update, pause a schedule, destroy: on a real workspace (opt-in)."""
+    import uuid
+
+    from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, ProviderHost, Stack
+
+    name = f"amlpipe-live-{uuid.uuid4().hex[:8]}"
+    text = (project.root / "pipeline_defs/demo/pipeline.yaml").read_text()
+    text = text.replace("cpu-cluster", LIVE_COMPUTE)
+    project.write_pipeline(name, text)
+    live = {
+        "subscription_id": os.environ["AZUREML_LIVE_SUBSCRIPTION_ID"],
+        "resource_group": os.environ["AZUREML_LIVE_RESOURCE_GROUP"],
+        "workspace_name": os.environ["AZUREML_LIVE_WORKSPACE"],
+    }
+    host = ProviderHost(project.root)
+    try:
+        host.configure({"azureml-pipelines:backend": "azureml"})
+        stack = Stack(host)
+        stack.up(ENDPOINT_TYPE, name, {**project.endpoint_inputs(name, image=LIVE_IMAGE), **live})
+        endpoint_id = stack.state[name].id
+        assert stack.state[name].outputs["rest_url"].endswith(endpoint_id)
+        same = {**project.endpoint_inputs(name, image=LIVE_IMAGE), **live}
+        assert stack.up(ENDPOINT_TYPE, name, same).op == "same"
+        project.write(f"pipeline_defs/{name}/steps/prep/prep.py", "print('live v2')\n")
+        changed = {**project.endpoint_inputs(name, image=LIVE_IMAGE), **live}
+        assert stack.up(ENDPOINT_TYPE, name, changed).op == "update"
+        assert stack.state[name].outputs["default_version"] == "1"
+        schedule = {**project.schedule_inputs(endpoint_id, name=name, enabled=False), **live}
+        stack.up(SCHEDULE_TYPE, "sched", schedule)
+        assert stack.state["sched"].outputs["status"] == "Disabled"
+        stack.destroy("sched")
+        stack.destroy(name)
+    finally:
+        host.close()

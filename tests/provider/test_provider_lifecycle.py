@@ -189,3 +189,16 @@ def test_preview_with_unknown_inputs_reports_changes_without_calling_the_backend
     assert list(diff.replaces) == ["workspace_name"]
     counts = store.counts()
     assert counts.total_writes == 0 and counts.total_reads == 0
+
+
+def test_state_from_an_older_provider_is_rewritten_not_a_crash(
+    project: Project, stack: Stack, store: LocalStore
+) -> None:
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    legacy = dict(stack.state["demo"].outputs)
+    del legacy["default_content_hash"]  # a key this version needs, absent in older states
+    stack.state["demo"].outputs = legacy
+    store.reset_counts()
+    assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "update"
+    assert store.counts().total_writes == 0  # nothing to change on the service
+    assert "default_content_hash" in stack.state["demo"].outputs

@@ -113,11 +113,21 @@ build_base_image() {
     return
   fi
   log "building $BASE_IMAGE from $BARE_IMAGE (Python, R, ${BASE_PACKAGES[*]})"
-  docker build --network=host -t "$BASE_IMAGE" - >&2 <<EOF
+  local context
+  context="$(mktemp -d /var/tmp/amlpipe-base.XXXXXX)"
+  # The host's CA bundle: HTTPS from inside builds (pip -> PyPI) may pass through a proxy whose CA
+  # only the host trusts. It replaces the image's bundle after ca-certificates is installed, and
+  # PIP_CERT points pip at it (a pip from ensurepip may otherwise use its own certifi bundle).
+  cp "${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" "$context/host-ca-bundle.crt"
+  cat >"$context/Dockerfile" <<DOCKERFILE
 FROM $BARE_IMAGE
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
     ${BASE_PACKAGES[*]} && rm -rf /var/lib/apt/lists/*
-EOF
+COPY host-ca-bundle.crt /etc/ssl/certs/ca-certificates.crt
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+DOCKERFILE
+  docker build --network=host -t "$BASE_IMAGE" "$context" >&2
+  rm -rf "$context"
 }
 
 cmd_start() {

@@ -145,16 +145,27 @@ def auth_from_environment() -> Any:
 # -- retries ------------------------------------------------------------------------------------
 
 
+def _status_code(exc: BaseException) -> int | None:
+    # azureml's ErrorResponseException (msrest HttpOperationError) carries the HTTP response.
+    code = getattr(getattr(exc, "response", None), "status_code", None)
+    return code if isinstance(code, int) else None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Throttling, timeouts and 5xx gateway errors are worth retrying; nothing else is."""
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
+    code = _status_code(exc)
+    if code is not None:
+        return code in (408, 429, 500, 502, 503, 504)
     text = f"{type(exc).__name__} {exc}".lower()
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
 def is_not_found(exc: BaseException) -> bool:
     """Whether an error says the object does not exist."""
+    if _status_code(exc) is not None:
+        return _status_code(exc) == 404
     text = f"{type(exc).__name__} {exc}".lower()
     return any(marker in text for marker in _NOT_FOUND_MARKERS)
 

@@ -196,6 +196,32 @@ def test_transient_errors_are_retried_with_growing_delays_and_bounded() -> None:
     assert len(delays) == before
 
 
+def test_errors_are_classified_by_http_status_when_the_sdk_gives_one() -> None:
+    from msrest.exceptions import HttpOperationError
+
+    class Response:
+        def __init__(self, status_code: int) -> None:
+            self.status_code = status_code
+            self.reason = "reason"
+
+        def json(self) -> dict[str, str]:
+            return {}
+
+        @property
+        def text(self) -> str:
+            return ""
+
+    def error(code: int) -> HttpOperationError:
+        exc = HttpOperationError.__new__(HttpOperationError)
+        exc.response = Response(code)
+        return exc
+
+    assert az.is_transient(error(429)) and az.is_transient(error(503))
+    assert not az.is_transient(error(400)) and not az.is_transient(error(404))
+    assert az.is_not_found(error(404)) and not az.is_not_found(error(500))
+    assert az.is_not_found(RuntimeError("PipelineEndpoint not found"))
+
+
 LIVE_VARS = (
     "AZUREML_LIVE_SUBSCRIPTION_ID",
     "AZUREML_LIVE_RESOURCE_GROUP",

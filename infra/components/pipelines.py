@@ -91,6 +91,11 @@ class PipelinesArgs:
     schedules_enabled: bool = True
     """False on dev stacks: schedules are created paused."""
     version_retention: int = 2
+    cluster_identities: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = field(
+        default_factory=dict
+    )
+    """Cluster name -> (resource id, client id) of its user-assigned identity with AcrPull: the
+    published environments pull the image with it (no registry password anywhere)."""
     depends_on: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
     """Resources the pipelines need beyond their inputs (the compute clusters)."""
 
@@ -146,6 +151,12 @@ class Pipelines(pulumi.ComponentResource):
         used = sorted({spec.step_image(s) for s in spec.steps})
         refs = pulumi.Output.all(**{key: args.image_refs[key] for key in used})
         static = endpoint_static_props(loaded, args.project_root)
+        clusters = sorted({spec.step_compute(s) for s in spec.steps})
+        identities = {
+            cluster: {"resource_id": ids[0], "client_id": ids[1]}
+            for cluster, ids in args.cluster_identities.items()
+            if cluster in clusters
+        }
         return PipelineEndpoint(
             f"{name}-{spec.name}",
             PipelineEndpointArgs(
@@ -159,6 +170,7 @@ class Pipelines(pulumi.ComponentResource):
                 # Pure computation on the image references (no resource is created in apply).
                 content_hash=refs.apply(lambda r: pipeline_digest(loaded, r).digest),
                 images=refs.apply(dict),
+                registry_identities=identities,
                 version_retention=args.version_retention,
             ),
             opts,

@@ -209,11 +209,13 @@ def registry_of(image_ref: str) -> str:
     return first if "/" in image_ref and ("." in first or ":" in first) else ""
 
 
-def make_environment(name: str, image_ref: str) -> Any:
+def make_environment(name: str, image_ref: str, identity: tuple[str, str] | None = None) -> Any:
     """An Environment running `image_ref` as is: no conda, no build, no registry password.
 
-    The registry is given by address only; the workspace's attached ACR is pulled with the
-    workspace/compute managed identity (AcrPull granted by the compute component).
+    The registry is given by address only. With `identity` (resource id, client id of the
+    cluster's user-assigned identity, which holds AcrPull on the registry) the image is pulled
+    with that identity (`ContainerRegistry.registry_identity`); without it Azure ML uses the
+    compute's identity for the workspace's own registry.
     """
     Environment = _azureml("azureml.core").Environment
 
@@ -225,6 +227,11 @@ def make_environment(name: str, image_ref: str) -> Any:
         env.docker.base_image_registry.address = registry
         env.docker.base_image_registry.username = None
         env.docker.base_image_registry.password = None
+    if registry and identity is not None:
+        registry_identity = _azureml("azureml.core.container_registry").RegistryIdentity()
+        registry_identity.resource_id = identity[0]
+        registry_identity.client_id = identity[1] or None
+        env.docker.base_image_registry.registry_identity = registry_identity
     return env
 
 
@@ -296,8 +303,14 @@ def _make_step(
     return AzureCommandStep(command=["Rscript", step.script, *args], **common)
 
 
-def compile_steps(spec: PipelineSpec, folder: Path, images: dict[str, str]) -> CompiledPipeline:
-    """Build the azureml steps of a validated spec; `images` maps image keys to references."""
+def compile_steps(
+    spec: PipelineSpec,
+    folder: Path,
+    images: dict[str, str],
+    identities: dict[str, tuple[str, str]] | None = None,
+) -> CompiledPipeline:
+    """Build the azureml steps of a validated spec; `images` maps image keys to references,
+    `identities` cluster names to the (resource id, client id) that pulls the image there."""
     OutputFileDatasetConfig = _azureml("azureml.data").OutputFileDatasetConfig
     PipelineParameter = _azureml("azureml.pipeline.core").PipelineParameter
 
@@ -314,16 +327,19 @@ def compile_steps(spec: PipelineSpec, folder: Path, images: dict[str, str]) -> C
     compiled = CompiledPipeline([], parameters, environments)
     by_name: dict[str, Any] = {}
     for step in spec.steps:
-        image_key = spec.step_image(step)
+        image_key, compute = spec.step_image(step), spec.step_compute(step)
         if image_key not in images:
             raise BackendError(f"pipeline {spec.name!r}: no image reference for {image_key!r}")
-        if image_key not in environments:
-            environments[image_key] = make_environment(
-                f"{spec.name}-{image_key}", images[image_key]
-            )
+        identity = (identities or {}).get(compute)
+        # One environment per image, or per image and cluster when clusters pull the image with
+        # their own identities.
+        env_key = f"{image_key}@{compute}" if identity else image_key
+        if env_key not in environments:
+            env_name = f"{spec.name}-{env_key.replace('@', '-')}"
+            environments[env_key] = make_environment(env_name, images[image_key], identity)
         args = resolve_arguments(step.args, AzureBinder(step.name, parameters, outputs))
-        runconfig = _runconfig(spec.step_compute(step), environments[image_key], step.environment)
-        compiled.runconfigs[(step.name, image_key)] = runconfig
+        runconfig = _runconfig(compute, environments[env_key], step.environment)
+        compiled.runconfigs[(step.name, env_key)] = runconfig
         azure_step = _make_step(spec, step, folder / step.code, args, runconfig)
         for other in step.after:
             azure_step.run_after(by_name[other])
@@ -447,14 +463,16 @@ class AzureMLBackend:
         """Compile, upload code and publish; the version records the content hash."""
         Pipeline = _azureml("azureml.pipeline.core").Pipeline
 
-        compiled = compile_steps(build.spec, build.folder, build.images)
+        compiled = compile_steps(build.spec, build.folder, build.images, build.registry_identities)
         pipeline = Pipeline(
             workspace=self.workspace(), steps=compiled.steps, description=build.spec.description
         )
         published = with_retries(
             f"publish pipeline {build.name}",
             lambda: pipeline.publish(
-                name=build.name, description=build.spec.description, version=build.content_hash
+                name=build.name,
+                description=build.spec.description,
+                version=build.version_key or build.content_hash,
             ),
         )
         return _published(published)

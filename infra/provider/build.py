@@ -26,7 +26,13 @@ def project_root() -> Path:
 
 
 def load_build(
-    name: str, code_root: str, images: dict[str, str], content_hash: str, root: Path
+    name: str,
+    code_root: str,
+    images: dict[str, str],
+    content_hash: str,
+    root: Path,
+    version_key: str = "",
+    registry_identities: dict[str, tuple[str, str]] | None = None,
 ) -> PipelineBuild:
     """Load `<root>/<code_root>/pipeline.yaml`, check its digest equals `content_hash`."""
     file = root / code_root / PIPELINE_FILE
@@ -40,4 +46,12 @@ def load_build(
             f"pipeline {name!r}: {file} or its step code changed since the preview "
             f"(content hash {actual[:12]}, expected {content_hash[:12]}); run `pulumi up` again"
         )
-    return PipelineBuild(name, loaded.spec, loaded.folder, dict(images), content_hash)
+    return PipelineBuild(
+        name,
+        loaded.spec,
+        loaded.folder,
+        dict(images),
+        content_hash,
+        version_key or content_hash,
+        dict(registry_identities or {}),
+    )

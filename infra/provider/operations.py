@@ -39,16 +39,16 @@ def _publish_or_reuse(
 ) -> PublishedPipelineRecord:
     """An active published pipeline of this name and content: reused if a failed run left one."""
     for published in reversed(backend.find_published(want.name)):
-        if published.version_tag == want.content_hash:
+        if published.version_tag == want.version_key():
             return published
     return backend.publish_pipeline(load())
 
 
-def _latest_matching(endpoint: EndpointRecord, content_hash: str) -> EndpointVersion | None:
+def _latest_matching(endpoint: EndpointRecord, version_key: str) -> EndpointVersion | None:
     matching = [
         v
         for v in endpoint.versions
-        if v.pipeline.version_tag == content_hash and v.pipeline.status is Status.ACTIVE
+        if v.pipeline.version_tag == version_key and v.pipeline.status is Status.ACTIVE
     ]
     return max(matching, key=lambda v: int(v.version), default=None)
 
@@ -86,7 +86,7 @@ def converge_endpoint(
     """Make `endpoint` active, serving `want.content_hash` by default, pruned to retention."""
     if endpoint.status is not Status.ACTIVE:
         endpoint = backend.reactivate_endpoint(endpoint.id, want.name)
-    match = _latest_matching(endpoint, want.content_hash)
+    match = _latest_matching(endpoint, want.version_key())
     if match is None:
         published = _publish_or_reuse(backend, want, load)
         endpoint = backend.add_default_version(endpoint.id, published.id)
@@ -109,7 +109,7 @@ def create_endpoint(backend: Backend, want: EndpointInputs, load: BuildLoader) -
     """Publish and create the endpoint, or adopt the one an interrupted create left."""
     existing = backend.get_endpoint(name=want.name)
     if existing is not None:
-        left_by_us = existing.default.pipeline.version_tag == want.content_hash
+        left_by_us = existing.default.pipeline.version_tag == want.version_key()
         if not (left_by_us or want.adopt_existing):
             raise BackendError(
                 f"a pipeline endpoint named {want.name!r} already exists in workspace "

@@ -56,7 +56,12 @@ class PipelineBuild:
     images: dict[str, str]
     """Image key -> registry reference."""
     content_hash: str
-    """Digest of everything the version depends on; recorded on the published pipeline."""
+    """Digest of the definition, code and image references (checked against the files)."""
+    version_key: str = ""
+    """Recorded as the published pipeline's version: the content hash, extended with the
+    registry identities when there are any (see `EndpointInputs.version_key`)."""
+    registry_identities: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Cluster name -> (identity resource id, client id) used to pull the image."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ The engine's dicts may also lack keys whose value was None, and during preview m
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,6 +105,13 @@ class ParameterSummary(_Props):
     default: str
 
 
+class RegistryIdentityProps(_Props):
+    """A cluster's user-assigned managed identity, which pulls the image from the registry."""
+
+    resource_id: str
+    client_id: str = ""
+
+
 class EndpointInputs(WorkspaceProps):
     """Inputs of a PipelineEndpoint resource."""
 
@@ -116,9 +124,21 @@ class EndpointInputs(WorkspaceProps):
     steps: dict[str, StepSummary]
     parameters: dict[str, ParameterSummary] = Field(default_factory=dict)
     images: dict[str, str] = Field(default_factory=dict)
+    registry_identities: dict[str, RegistryIdentityProps] = Field(default_factory=dict)
+    """Cluster name -> identity the cluster pulls the image with (AcrPull; no password)."""
     version_retention: int = Field(default=2, ge=1)
     adopt_existing: bool = False
     """Adopt an endpoint of this name that already exists (Pulumi cannot import dynamic ones)."""
+
+    def version_key(self) -> str:
+        """What a published version is recognised by: the content hash, plus the registry
+        identities when given (they change the published environments but not the definition)."""
+        if not self.registry_identities:
+            return self.content_hash
+        identities = json.dumps(
+            {k: v.model_dump() for k, v in self.registry_identities.items()}, sort_keys=True
+        )
+        return hashlib.sha256(f"{self.content_hash}\0{identities}".encode()).hexdigest()
 
 
 ENDPOINT_REPLACE_KEYS = ("name", *WORKSPACE_KEYS)
@@ -133,7 +153,7 @@ class EndpointOutputs(EndpointInputs):
     default_version: str
     published_pipeline_id: str
     default_content_hash: str
-    """Content hash recorded on the default version: differs from `content_hash` on drift."""
+    """Version key recorded on the default version: differs from `version_key()` on drift."""
     enabled_versions: list[str] = Field(default_factory=list)
 
     @classmethod
@@ -160,7 +180,9 @@ class EndpointOutputs(EndpointInputs):
 
     def in_sync(self) -> bool:
         """Whether the live endpoint serves what the inputs asked for (no drift)."""
-        return self.status == Status.ACTIVE.value and self.default_content_hash == self.content_hash
+        return (
+            self.status == Status.ACTIVE.value and self.default_content_hash == self.version_key()
+        )
 
 
 class ScheduleInputs(WorkspaceProps):

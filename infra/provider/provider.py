@@ -215,8 +215,15 @@ class PipelineEndpointProvider(_Provider):
 
 
 def _loader(want: EndpointInputs) -> ops.BuildLoader:
+    identities = {k: (v.resource_id, v.client_id) for k, v in want.registry_identities.items()}
     return lambda: load_build(
-        want.name, want.code_root, want.images, want.content_hash, project_root()
+        want.name,
+        want.code_root,
+        want.images,
+        want.content_hash,
+        project_root(),
+        want.version_key(),
+        identities,
     )
 
 

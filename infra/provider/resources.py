@@ -58,6 +58,8 @@ class PipelineEndpointArgs:
     images: pulumi.Input[dict[str, pulumi.Input[str]]]
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    registry_identities: pulumi.Input[dict[str, Any]] = field(default_factory=dict)
+    """Cluster name -> {resource_id, client_id} of the identity that pulls the image."""
     version_retention: int = 2
     adopt_existing: bool = False
 
@@ -87,6 +89,7 @@ class PipelineEndpoint(Resource, module="azureml", name="PipelineEndpoint"):
             "steps": args.steps,
             "parameters": args.parameters,
             "images": args.images,
+            "registry_identities": args.registry_identities,
             "version_retention": args.version_retention,
             "adopt_existing": args.adopt_existing,
             **dict.fromkeys(_ENDPOINT_OUTPUTS),

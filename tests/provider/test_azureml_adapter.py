@@ -286,3 +286,23 @@ def test_live_lifecycle_through_the_provider_host(project: Project) -> None:
         stack.destroy(name)
     finally:
         host.close()
+
+
+def test_cluster_identity_pulls_the_image_when_given(project: Project) -> None:
+    loaded = project.load()
+    identity = (
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+        "userAssignedIdentities/id-cpu",
+        "0000-client",
+    )
+    compiled = az.compile_steps(
+        loaded.spec, loaded.folder, {"training": IMAGE_V1}, {"cpu-cluster": identity}
+    )
+    (env,) = compiled.environments.values()
+    registry = env.docker.base_image_registry
+    assert (
+        registry.registry_identity.resource_id,
+        registry.registry_identity.client_id,
+    ) == identity
+    assert registry.username is None and registry.password is None
+    assert all(s._runconfig.environment is env for s in compiled.steps)

@@ -60,6 +60,10 @@ def _args(project: Project, **overrides: Any) -> PipelinesArgs:
         "image_refs": {"training": pulumi.Output.from_input(IMAGE_V1)},
         "cluster_names": frozenset({"cpu-cluster"}),
         "schedules_enabled": False,
+        "cluster_identities": {
+            "cpu-cluster": ("/id/cpu", pulumi.Output.from_input("client-1")),
+            "gpu-cluster": ("/id/gpu", "client-2"),  # not used by these pipelines: not passed
+        },
         **overrides,
     }
     return PipelinesArgs(**values)
@@ -84,6 +88,9 @@ def test_one_endpoint_per_pipeline_and_a_paused_schedule_per_schedule(
             demo["content_hash"] == pipeline_digest(project.load(), {"training": IMAGE_V1}).digest
         )
         assert demo["images"] == {"training": IMAGE_V1}
+        assert demo["registry_identities"] == {
+            "cpu-cluster": {"resource_id": "/id/cpu", "client_id": "client-1"}
+        }
         assert demo["steps"]["train"]["run"] == "Rscript train.R"
         assert demo["code_root"] == "pipeline_defs/demo"
         assert (demo["workspace_name"], demo["version_retention"]) == ("mlw", 2)

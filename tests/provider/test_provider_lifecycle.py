@@ -202,3 +202,19 @@ def test_state_from_an_older_provider_is_rewritten_not_a_crash(
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "update"
     assert store.counts().total_writes == 0  # nothing to change on the service
     assert "default_content_hash" in stack.state["demo"].outputs
+
+
+def test_registry_identity_change_publishes_a_new_version_once(
+    project: Project, stack: Stack, store: LocalStore
+) -> None:
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    identity = {"cpu-cluster": {"resource_id": "/subscriptions/s/id-cpu", "client_id": "c1"}}
+    inputs = project.endpoint_inputs(registry_identities=identity)
+    store.reset_counts()
+    assert stack.up(ENDPOINT_TYPE, "demo", inputs).op == "update"
+    assert store.counts().writes.get("publish_pipeline") == 1
+    out = stack.state["demo"].outputs
+    assert out["default_version"] == "1" and out["content_hash"] == inputs["content_hash"]
+    store.reset_counts()
+    assert stack.up(ENDPOINT_TYPE, "demo", inputs).op == "same"
+    assert store.counts().total_writes == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,14 +90,28 @@ class LocalStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    def _ensure_schema(self) -> None:
+        # Once per store object (the provider host keeps one), not at every call.
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            try:
+                conn.executescript(_SCHEMA)
+            finally:
+                conn.close()
+            self._schema_ready = True
 
     @contextmanager
     def connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """A fresh connection in one transaction, committed on success, rolled back on error."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_schema()
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            conn.executescript(_SCHEMA)
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield conn

@@ -218,3 +218,27 @@ def test_registry_identity_change_publishes_a_new_version_once(
     store.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", inputs).op == "same"
     assert store.counts().total_writes == 0
+
+
+def test_refresh_of_an_endpoint_the_service_does_not_know_drops_it(
+    project: Project, stack: Stack
+) -> None:
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    stack.state["demo"].id = "00000000-dead-beef-0000-000000000000"  # e.g. state of another ws
+    assert stack.refresh("demo") is None
+    assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "create"
+
+
+def test_check_reports_invalid_inputs_by_property(project: Project, stack: Stack) -> None:
+    import grpc_host
+
+    bad = {**project.endpoint_inputs(), "version_retention": 0}
+    stack.types["demo"] = ENDPOINT_TYPE
+    news = {**bad, "__provider": grpc_host.PROVIDERS[ENDPOINT_TYPE]}
+    try:
+        stack.host.check(stack.urn("demo"), {}, news)
+    except ValueError as exc:
+        (failure,) = exc.args[0]
+        assert failure[0] == "version_retention" and "greater than or equal to 1" in failure[1]
+    else:
+        raise AssertionError("check accepted version_retention 0")

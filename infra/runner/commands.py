@@ -98,6 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_pipeline(loaded, options, out)
     except RunnerError as exc:
         return _error(err, exc)
+    except KeyboardInterrupt:
+        # Interrupted before any step started (steps are handled by the scheduler).
+        err.print("interrupted")
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     return EXIT_CODES[summary.status]

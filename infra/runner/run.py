@@ -78,13 +78,21 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def prepare_run_dir(requested: Path | None, repo_root: Path, pipeline: str, run_id: str) -> Path:
+def choose_run_dir(requested: Path | None, repo_root: Path, pipeline: str, run_id: str) -> Path:
     """The run folder: `--run-dir` (must be empty or absent) or `runs/<pipeline>/<run id>`."""
     root = requested or repo_root / "runs" / pipeline / run_id
     if root.exists() and any(root.iterdir()):
         raise RunnerError(f"run folder {root} is not empty", "choose another --run-dir")
-    root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
+
+
+def create_run_dir(root: Path, default_layout: bool) -> None:
+    """Create the run folder; in the default layout point `runs/<pipeline>/latest` at it."""
+    root.mkdir(parents=True, exist_ok=True)
+    if default_layout:
+        latest = root.parent / "latest"
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(root.name, target_is_directory=True)
 
 
 def make_executor(
@@ -132,9 +140,11 @@ def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) 
     repo_root = find_repo_root(loaded.folder)
     started_at = datetime.now(UTC)
     run_id = new_run_id(started_at)
-    run_dir = prepare_run_dir(options.run_dir, repo_root, spec.name, run_id)
-    layout = RunLayout(run_dir)
+    run_dir = choose_run_dir(options.run_dir, repo_root, spec.name, run_id)
+    # Engine, image and interpreters are checked before the run folder exists: a run that cannot
+    # start leaves nothing behind.
     executor, image = make_executor(options, loaded, repo_root / "docker", run_id, run_dir)
+    layout = RunLayout(run_dir)
     plans = [
         plan_step(
             loaded,
@@ -147,6 +157,7 @@ def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) 
         for name in topological_order(spec)
     ]
     executor.check(plans)
+    create_run_dir(run_dir, default_layout=options.run_dir is None)
     digest = pipeline_digest(
         loaded, {key: image for key in {spec.step_image(s) for s in spec.steps}} if image else None
     )

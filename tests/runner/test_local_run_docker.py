@@ -282,6 +282,17 @@ def test_ctrl_c_removes_the_containers_of_the_run(
     assert {s["status"] for s in summary["steps"].values()} == {"cancelled", "skipped"}
 
 
+def test_without_image_option_the_image_built_from_docker_dir_is_used(
+    cli: Any, training_image: str, tmp_path: Path
+) -> None:
+    # The session image was built with a BASE_IMAGE build argument, so its tag is not the
+    # default-argument tag: the runner finds it by the docker/ content label.
+    run_dir = tmp_path / "run"
+    result = cli("run", "sales-report", "--run-dir", run_dir, "--param", "transactions=50")
+    assert result.code == 0, result.output
+    assert read_json(run_dir / "summary.json")["image"] == training_image
+
+
 def test_a_missing_image_says_how_to_get_one(cli: Any, tmp_path: Path, docker_client: Any) -> None:
     result = cli(
         "run", "sales-report", "--image", "azureml-pipelines/training:ctx-does-not-exist",
@@ -290,6 +301,7 @@ def test_a_missing_image_says_how_to_get_one(cli: Any, tmp_path: Path, docker_cl
     assert result.code == 2
     assert "image 'azureml-pipelines/training:ctx-does-not-exist' not found" in result.stderr
     assert "amlpipe build" in result.stderr and "--executor process" in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing left behind by a run that cannot start
 
 
 def test_docker_and_process_executors_produce_the_same_report(

@@ -19,7 +19,9 @@ def read_scores(folder: Path) -> list[tuple[bool, float]]:
     if not path.is_file():
         sys.exit(f"evaluate: {path} not found (expected the train step's test_scores.csv)")
     with path.open(newline="", encoding="utf-8") as handle:
-        return [(row["churn"] == "yes", float(row["probability"])) for row in csv.DictReader(handle)]
+        return [
+            (row["churn"] == "yes", float(row["probability"])) for row in csv.DictReader(handle)
+        ]
 
 
 def auc(scores: list[tuple[bool, float]]) -> float:
@@ -56,13 +58,12 @@ def main() -> None:
         "rows": len(scores),
         "auc": auc(scores),
         "accuracy": sum((p >= 0.5) == y for y, p in scores) / len(scores),
-        "log_loss": -sum(
-            math.log(min(max(p if y else 1 - p, eps), 1 - eps)) for y, p in scores
-        )
+        "log_loss": -sum(math.log(min(max(p if y else 1 - p, eps), 1 - eps)) for y, p in scores)
         / len(scores),
         "churn_rate": sum(y for y, _ in scores) / len(scores),
         "min_auc": args.min_auc,
     }
+    metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     metrics["passed"] = metrics["auc"] >= args.min_auc
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -29,7 +29,9 @@ def main() -> None:
         "branch": "by_region",
         "total_cents": sum(revenue.values()),
         "transactions": sum(count.values()),
-        "groups": {k: {"revenue_cents": revenue[k], "transactions": count[k]} for k in sorted(revenue)},
+        "groups": {
+            k: {"revenue_cents": revenue[k], "transactions": count[k]} for k in sorted(revenue)
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

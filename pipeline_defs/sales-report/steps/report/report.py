@@ -47,7 +47,9 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"total {report['total']:.2f} {args.currency} from branches {', '.join(report['branches'])}")
+    print(
+        f"total {report['total']:.2f} {args.currency} from branches {', '.join(report['branches'])}"
+    )
     if not report["totals_agree"]:
         sys.exit(f"report: branch totals disagree: {totals}")
 

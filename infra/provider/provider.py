@@ -42,7 +42,6 @@ from infra.provider.props import (
     ScheduleInputs,
     ScheduleOutputs,
     dump,
-    has_unknowns,
     strip,
     unknown_keys,
 )
@@ -117,8 +116,7 @@ class _Provider(ResourceProvider):
 def _check(model: type[BaseModel], news: dict[str, Any]) -> CheckResult:
     """Validate inputs that are known (preview may pass unknowns), return them unchanged."""
     props = strip(news)
-    unknown = set(unknown_keys(props))
-    if unknown:
+    if unknown_keys(props):  # preview: validated again when the values are known
         return CheckResult(news, [])
     try:
         model.model_validate(props)
@@ -131,20 +129,13 @@ def _check(model: type[BaseModel], news: dict[str, Any]) -> CheckResult:
     return CheckResult(news, [])
 
 
-def _diff(
-    olds: dict[str, Any], news: dict[str, Any], desired: BaseModel, replace_keys: tuple[str, ...]
+def _changed_keys(
+    old: BaseModel, desired: BaseModel, replace_keys: tuple[str, ...]
 ) -> tuple[list[str], list[str]]:
-    """(changed keys, keys forcing replacement), comparing the old outputs' input part with news.
-
-    Unknown news values count as changed: the preview cannot know they stay the same.
-    """
-    old_inputs = {k: olds.get(k) for k in type(desired).model_fields}
-    new_props = strip(news)
-    changed: list[str] = []
-    for key in type(desired).model_fields:
-        new_value = new_props.get(key)
-        if has_unknowns(new_value) or old_inputs[key] != dump_value(desired, key):
-            changed.append(key)
+    """(changed input keys, those forcing replacement): the input part of the old outputs against
+    the new inputs, both parsed, so engine floats and dropped None values compare equal."""
+    old_values, new_values = dump(old), dump(desired)
+    changed = [k for k in type(desired).model_fields if old_values.get(k) != new_values.get(k)]
     return changed, [k for k in changed if k in replace_keys]
 
 
@@ -162,11 +153,6 @@ def _replaced(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...])
     return [k for k in keys if olds.get(k) != news.get(k)]
 
 
-def dump_value(model: BaseModel, key: str) -> Any:
-    """One field of a model in engine form."""
-    return dump(model).get(key)
-
-
 class PipelineEndpointProvider(_Provider):
     """A pipeline endpoint and the published versions behind it."""
 
@@ -176,14 +162,13 @@ class PipelineEndpointProvider(_Provider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Changed inputs, or drift seen by refresh; name or workspace replace."""
-        if unknown_keys(news):
-            changed = unknown_keys(news)
-            return DiffResult(True, [k for k in changed if k in ENDPOINT_REPLACE_KEYS], [], False)
+        if unknown := unknown_keys(news):  # preview: unknown values may change anything
+            return DiffResult(True, [k for k in unknown if k in ENDPOINT_REPLACE_KEYS], [], False)
         want = EndpointInputs.model_validate(strip(news))
         old = _parse_or_none(EndpointOutputs, olds)
         if old is None:  # a state written by an older provider: rewrite it
             return DiffResult(True, _replaced(olds, news, ENDPOINT_REPLACE_KEYS), [], False)
-        changed, replaces = _diff(dump(old), news, want, ENDPOINT_REPLACE_KEYS)
+        changed, replaces = _changed_keys(old, want, ENDPOINT_REPLACE_KEYS)
         changed = [k for k in changed if k != "adopt_existing"]
         drift = not old.in_sync()
         return DiffResult(bool(changed) or drift, replaces, [], False)
@@ -237,14 +222,13 @@ class PipelineScheduleProvider(_Provider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Recurrence, parameters, description and status update in place; name, target or
         workspace replace."""
-        if unknown_keys(news):
-            changed = unknown_keys(news)
-            return DiffResult(True, [k for k in changed if k in SCHEDULE_REPLACE_KEYS], [], False)
+        if unknown := unknown_keys(news):  # preview: unknown values may change anything
+            return DiffResult(True, [k for k in unknown if k in SCHEDULE_REPLACE_KEYS], [], False)
         want = ScheduleInputs.model_validate(strip(news))
         old = _parse_or_none(ScheduleOutputs, olds)
         if old is None:  # a state written by an older provider: rewrite it
             return DiffResult(True, _replaced(olds, news, SCHEDULE_REPLACE_KEYS), [], False)
-        changed, replaces = _diff(dump(old), news, want, SCHEDULE_REPLACE_KEYS)
+        changed, replaces = _changed_keys(old, want, SCHEDULE_REPLACE_KEYS)
         # recurrence_text is derived from recurrence; compare settings, not their wording.
         changed = [k for k in changed if k != "recurrence_text"]
         settings_drift = old.inputs().settings() != want.settings()

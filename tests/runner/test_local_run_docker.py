@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -280,6 +281,45 @@ def test_ctrl_c_removes_the_containers_of_the_run(
     summary = read_json(run_dir / "summary.json")
     assert summary["status"] == "cancelled"
     assert {s["status"] for s in summary["steps"].values()} == {"cancelled", "skipped"}
+
+
+def test_a_command_step_runs_in_its_read_only_code_folder_with_resolved_arguments(
+    cli: Any, training_image: str, tmp_path: Path, make_pipeline: Callable[..., Path]
+) -> None:
+    defs = make_pipeline(
+        """\
+        name: demo
+        experiment: demo
+        compute: cpu-cluster
+        parameters:
+          greeting: {type: string, default: hello}
+          loud: {type: bool, default: false}
+        steps:
+          - name: probe
+            kind: command
+            code: code
+            command: [sh, probe.sh]
+            args: ['${{parameters.greeting}}', '${{parameters.loud}}', '${{outputs.out}}']
+            outputs: [out]
+        """,
+        {
+            "code/probe.sh": """\
+                out="$3"
+                { pwd; ls; echo "$1 $2"; id -u; } > "$out/probe.txt"
+                touch written-into-code 2>/dev/null && echo "code writable" >> "$out/probe.txt"
+                true
+            """
+        },
+    )
+    run_dir = tmp_path / "run"
+    result = cli(
+        "run", "demo", "--defs", defs, "--image", training_image, "--run-dir", run_dir,
+        "--param", "loud=true",
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    lines = (run_dir / "outputs/probe/out/probe.txt").read_text().splitlines()
+    assert lines == ["/amlpipe/code", "probe.sh", "hello true", str(os.getuid())]
+    assert not (defs / "demo/code/written-into-code").exists()
 
 
 def test_without_image_option_the_image_built_from_docker_dir_is_used(

@@ -106,7 +106,12 @@ def _require(backend: Backend, endpoint_id: str) -> EndpointRecord:
 
 
 def create_endpoint(backend: Backend, want: EndpointInputs, load: BuildLoader) -> EndpointRecord:
-    """Publish and create the endpoint, or adopt the one an interrupted create left."""
+    """Publish and create the endpoint, or adopt the one an interrupted create left.
+
+    When this call fails after writing, it undoes what it wrote (best effort: disables the
+    published pipeline, archives the endpoint) so nothing is left enabled; if the undo fails
+    too, the next run adopts the leftovers instead of duplicating them.
+    """
     existing = backend.get_endpoint(name=want.name)
     if existing is not None:
         left_by_us = existing.default.pipeline.version_tag == want.version_key()
@@ -117,21 +122,26 @@ def create_endpoint(backend: Backend, want: EndpointInputs, load: BuildLoader) -
                 "take it over, or choose another name"
             )
         return converge_endpoint(backend, existing, want, load)
-    published = _publish_or_reuse(backend, want, load)
     try:
+        published = _publish_or_reuse(backend, want, load)
         endpoint = backend.create_endpoint(want.name, want.description, published.id)
+        return converge_endpoint(backend, endpoint, want, load)
     except Exception:
-        _undo_publish(backend, published.id)
+        _undo_create_endpoint(backend, want)
         raise
-    return converge_endpoint(backend, endpoint, want, load)
 
 
-def _undo_publish(backend: Backend, pipeline_id: str) -> None:
-    # Best effort: if this fails too, the retry finds the pipeline by name and hash and reuses it.
+def _undo_create_endpoint(backend: Backend, want: EndpointInputs) -> None:
+    # No endpoint had this name when the create started, so one that has it now is ours.
     try:
-        backend.disable_pipeline(pipeline_id)
+        endpoint = backend.get_endpoint(name=want.name)
+        if endpoint is not None:
+            delete_endpoint(backend, endpoint.id)
+        for published in backend.find_published(want.name):
+            if published.version_tag == want.version_key():
+                backend.disable_pipeline(published.id)
     except Exception as exc:
-        log.warning("could not disable published pipeline %s after a failure: %s", pipeline_id, exc)
+        log.warning("could not undo the failed create of endpoint %s: %s", want.name, exc)
 
 
 def update_endpoint(
@@ -172,8 +182,7 @@ def create_schedule(backend: Backend, want: ScheduleInputs) -> ScheduleRecord:
             want.name, want.endpoint_id, want.experiment, want.settings()
         )
     except Exception:
-        if not want.enabled:
-            _pause_leftovers(backend, want)
+        _undo_create_schedule(backend, want)
         raise
 
 
@@ -183,15 +192,15 @@ def _disabled(settings: ScheduleSettings) -> ScheduleSettings:
     )
 
 
-def _pause_leftovers(backend: Backend, want: ScheduleInputs) -> None:
-    # A paused schedule is created active then disabled (Azure has no "create disabled"). If the
-    # second call failed, do not leave a running schedule behind on a dev stack.
+def _undo_create_schedule(backend: Backend, want: ScheduleInputs) -> None:
+    # Azure ML creates a schedule active (a paused one is disabled by a second call) and cannot
+    # delete it: disable what the failed create made, so nothing runs; the retry adopts it.
     try:
         for found in backend.find_schedules(want.endpoint_id, want.name):
             if found.settings.status is Status.ACTIVE:
                 backend.update_schedule(found.id, _disabled(found.settings))
     except Exception as exc:
-        log.warning("could not pause schedule %s after a failure: %s", want.name, exc)
+        log.warning("could not undo the failed create of schedule %s: %s", want.name, exc)
 
 
 def converge_schedule(

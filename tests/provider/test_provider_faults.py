@@ -55,16 +55,27 @@ def assert_converged(backend: LocalBackend, inputs: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
-def test_interrupted_endpoint_create_converges_on_the_next_run(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend, timing: Timing
+@pytest.mark.parametrize("undo_fails", [False, True], ids=["undone", "undo-fails"])
+def test_interrupted_endpoint_create_leaves_nothing_and_converges_on_the_next_run(
+    project: Project,
+    stack: Stack,
+    store: LocalStore,
+    backend: LocalBackend,
+    timing: Timing,
+    undo_fails: bool,
 ) -> None:
     def attempt(k: int) -> bool:
-        name = f"c{k}{timing}"
+        name = f"c{k}{timing}{int(undo_fails)}"
         project.write_pipeline(name)
         inputs = project.endpoint_inputs(name)
         store.inject_fault("*", k, timing)
+        if undo_fails:  # the clean-up after the failure fails too (its first write)
+            store.inject_fault("*", k + 1, "before")
         fired = interrupted(lambda: stack.up(ENDPOINT_TYPE, name, inputs))
         store.clear_faults()
+        if fired and not undo_fails:  # transactional: nothing enabled is left behind
+            assert backend.get_endpoint(name=name) is None
+            assert backend.find_published(name) == []
         if fired:  # nothing in the state: the next `pulumi up` creates again
             assert name not in stack.state
             assert stack.up(ENDPOINT_TYPE, name, inputs).op == "create"
@@ -105,25 +116,35 @@ def test_interrupted_endpoint_update_converges_on_the_next_run(
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
-def test_interrupted_paused_schedule_create_leaves_one_paused_schedule(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend, timing: Timing
+@pytest.mark.parametrize("enabled", [False, True], ids=["paused", "active"])
+def test_interrupted_schedule_create_leaves_nothing_running_and_one_schedule(
+    project: Project,
+    stack: Stack,
+    store: LocalStore,
+    backend: LocalBackend,
+    timing: Timing,
+    enabled: bool,
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     endpoint_id = stack.state["demo"].id
+    wanted = Status.ACTIVE if enabled else Status.DISABLED
 
     def attempt(k: int) -> bool:
-        inputs = {**project.schedule_inputs(endpoint_id, enabled=False), "name": f"demo-s{k}"}
+        inputs = {**project.schedule_inputs(endpoint_id, enabled=enabled), "name": f"demo-s{k}"}
         store.inject_fault("*", k, timing)
         fired = interrupted(lambda: stack.up(SCHEDULE_TYPE, inputs["name"], inputs))
         store.clear_faults()
-        if fired:
+        if fired:  # whatever the failed create made is disabled: nothing runs
+            leftovers = backend.find_schedules(endpoint_id, inputs["name"])
+            assert all(s.settings.status is Status.DISABLED for s in leftovers)
             assert stack.up(SCHEDULE_TYPE, inputs["name"], inputs).op == "create"
         found = backend.find_schedules(endpoint_id, inputs["name"])
-        assert [s.settings.status for s in found] == [Status.DISABLED]
+        assert [s.settings.status for s in found] == [wanted]  # one schedule, adopted on retry
         assert stack.state[inputs["name"]].id == found[0].id
         return fired
 
-    assert each_write(store, timing, attempt) == [1, 2]  # create (Azure: active), then disable
+    # create (Azure creates it active), then disable when paused
+    assert each_write(store, timing, attempt) == ([1] if enabled else [1, 2])
 
 
 @pytest.mark.parametrize("timing", TIMINGS)

@@ -4,7 +4,12 @@ stop a run before any step starts. No Docker engine needed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +154,50 @@ def test_arguments_use_the_shared_resolver_with_container_or_host_paths(tmp_path
     assert on_host.argv[3] == str(layout.output_dir("prep", "data").resolve())
     assert on_host.argv[-1] == str(layout.output_dir("train", "model").resolve())
     assert on_host.workdir == str(loaded.folder / "steps/train")
+
+
+def test_ctrl_c_stops_the_step_processes_of_a_process_run(
+    make_pipeline: Any, tmp_path: Path
+) -> None:
+    defs = make_pipeline(
+        """\
+        name: demo
+        experiment: demo
+        compute: cpu-cluster
+        steps:
+          - name: sleeper
+            kind: python
+            code: steps
+            script: sleeper.py
+            args: ['${{outputs.out}}']
+            outputs: [out]
+        """,
+        {
+            "steps/sleeper.py": """\
+                import os, pathlib, sys, time
+                (pathlib.Path(sys.argv[1]) / "pid").write_text(str(os.getpid()))
+                time.sleep(120)
+            """
+        },
+    )
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "infra.cli", "run", "demo", "--defs", str(defs)]
+    command += ["--executor", "process", "--run-dir", str(run_dir)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    pid_file = run_dir / "outputs/sleeper/out/pid"
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.is_file() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "cancelled"
+    assert summary["steps"]["sleeper"]["status"] == "cancelled"

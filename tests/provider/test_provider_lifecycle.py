@@ -242,3 +242,20 @@ def test_check_reports_invalid_inputs_by_property(project: Project, stack: Stack
         assert failure[0] == "version_retention" and "greater than or equal to 1" in failure[1]
     else:
         raise AssertionError("check accepted version_retention 0")
+
+
+def test_retention_keeps_the_default_plus_the_newest_previous_versions(
+    project: Project, stack: Stack, store: LocalStore
+) -> None:
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=3))
+    for n in range(1, 5):
+        project.write("pipeline_defs/demo/steps/prep/prep.py", f"print({n})\n")
+        stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=3))
+    out = stack.state["demo"].outputs
+    assert (out["default_version"], out["enabled_versions"]) == ("4", ["2", "3", "4"])
+
+    # lowering the retention is an update that only disables; no new version is published
+    store.reset_counts()
+    assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=1)).op == "update"
+    assert store.counts().writes == {"disable_pipeline": 2}
+    assert stack.state["demo"].outputs["enabled_versions"] == ["4"]

@@ -16,10 +16,10 @@ from infra.runner.console import ConsoleObserver, print_report
 from infra.runner.errors import RunnerError
 from infra.runner.executor import Executor, ProcessExecutor
 from infra.runner.params import resolve_parameters
-from infra.runner.plan import RunLayout, plan_step
+from infra.runner.plan import RunLayout, StepPlan, plan_step
 from infra.runner.scheduler import Scheduler, StepState, StepStatus
 from infra.spec.graph import topological_order, upstream_of
-from infra.spec.hashing import pipeline_digest
+from infra.spec.hashing import PipelineDigest, pipeline_digest
 from infra.spec.loader import LoadedPipeline, find_repo_root
 from infra.spec.model import ParameterValue
 
@@ -133,8 +133,22 @@ def _status(states: dict[str, StepState], interrupted: bool) -> RunStatus:
     return "failed"
 
 
-def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) -> RunSummary:
-    """Run every step of `loaded`; write and return the run summary."""
+@dataclass(frozen=True)
+class _Prepared:
+    """A run that can start: folder, executor, image, step plans, parameter values, hash."""
+
+    run_id: str
+    started_at: datetime
+    layout: RunLayout
+    executor: Executor
+    image: str | None
+    plans: list[StepPlan]
+    parameters: dict[str, ParameterValue]
+    digest: PipelineDigest
+
+
+def _prepare(loaded: LoadedPipeline, options: RunOptions) -> _Prepared:
+    """Check everything that can be checked before a step runs, then create the run folder."""
     spec = loaded.spec
     parameters = resolve_parameters(spec.parameters, options.params)
     repo_root = find_repo_root(loaded.folder)
@@ -158,21 +172,52 @@ def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) 
     ]
     executor.check(plans)
     create_run_dir(run_dir, default_layout=options.run_dir is None)
-    digest = pipeline_digest(
-        loaded, {key: image for key in {spec.step_image(s) for s in spec.steps}} if image else None
+    image_refs = {spec.step_image(s): image for s in spec.steps} if image else None
+    digest = pipeline_digest(loaded, image_refs)
+    return _Prepared(run_id, started_at, layout, executor, image, plans, parameters, digest)
+
+
+def _summarize(
+    loaded: LoadedPipeline,
+    options: RunOptions,
+    run: _Prepared,
+    states: dict[str, StepState],
+    interrupted: bool,
+) -> RunSummary:
+    finished_at = datetime.now(UTC)
+    return RunSummary(
+        pipeline=loaded.spec.name,
+        run_id=run.run_id,
+        status=_status(states, interrupted),
+        executor=run.executor.name,
+        image=run.image,
+        pipeline_hash=run.digest.digest,
+        step_hashes={name: step.digest for name, step in run.digest.steps.items()},
+        parameters=run.parameters,
+        started_at=run.started_at.isoformat(),
+        finished_at=finished_at.isoformat(),
+        duration_seconds=round((finished_at - run.started_at).total_seconds(), 3),
+        jobs=options.jobs,
+        failed_steps=[n for n, s in states.items() if s.status is StepStatus.FAILED],
+        steps={name: _step_summary(state, run.layout) for name, state in states.items()},
     )
+
+
+def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) -> RunSummary:
+    """Run every step of `loaded`; write and return the run summary."""
+    run = _prepare(loaded, options)
     console.print(
-        f"[bold]run {spec.name}[/] {run_id} · executor {executor.name}"
-        + (f" · image {image}" if image else "")
-        + f" · jobs {options.jobs} · hash {digest.digest[:16]}",
+        f"[bold]run {loaded.spec.name}[/] {run.run_id} · executor {run.executor.name}"
+        + (f" · image {run.image}" if run.image else "")
+        + f" · jobs {options.jobs} · hash {run.digest.digest[:16]}",
         soft_wrap=True,
     )
-    observer = ConsoleObserver(console, [p.name for p in plans])
+    observer = ConsoleObserver(console, [p.name for p in run.plans])
     scheduler = Scheduler(
-        plans,
-        upstream_of(spec),
-        executor,
-        layout,
+        run.plans,
+        upstream_of(loaded.spec),
+        run.executor,
+        run.layout,
         jobs=options.jobs,
         fail_fast=options.fail_fast,
         observer=observer,
@@ -181,23 +226,9 @@ def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) 
         states = scheduler.run()
     finally:
         observer.stop()
-    finished_at = datetime.now(UTC)
-    summary = RunSummary(
-        pipeline=spec.name,
-        run_id=run_id,
-        status=_status(states, scheduler.interrupted),
-        executor=executor.name,
-        image=image,
-        pipeline_hash=digest.digest,
-        step_hashes={name: step.digest for name, step in digest.steps.items()},
-        parameters=parameters,
-        started_at=started_at.isoformat(),
-        finished_at=finished_at.isoformat(),
-        duration_seconds=round((finished_at - started_at).total_seconds(), 3),
-        jobs=options.jobs,
-        failed_steps=[n for n, s in states.items() if s.status is StepStatus.FAILED],
-        steps={name: _step_summary(state, layout) for name, state in states.items()},
+    summary = _summarize(loaded, options, run, states, scheduler.interrupted)
+    run.layout.summary_file.write_text(
+        json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8"
     )
-    layout.summary_file.write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
-    print_report(console, states, str(run_dir))
+    print_report(console, states, str(run.layout.root))
     return summary

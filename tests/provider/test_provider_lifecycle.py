@@ -259,3 +259,35 @@ def test_retention_keeps_the_default_plus_the_newest_previous_versions(
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=1)).op == "update"
     assert store.counts().writes == {"disable_pipeline": 2}
     assert stack.state["demo"].outputs["enabled_versions"] == ["4"]
+
+
+def test_recurrence_changed_out_of_band_is_seen_by_refresh_and_restored(
+    project: Project, stack: Stack, backend: LocalBackend
+) -> None:
+    from infra.spec.model import Frequency, Recurrence
+
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    wanted = project.schedule_inputs(stack.state["demo"].id)
+    stack.up(SCHEDULE_TYPE, "nightly", wanted)
+    schedule_id = stack.state["nightly"].id
+    live = backend.get_schedule(schedule_id)
+    assert live is not None
+    hourly = Recurrence(frequency=Frequency.HOUR, interval=4, time_zone="UTC")
+    backend.update_schedule(
+        schedule_id,
+        ScheduleSettings(hourly, live.settings.description, live.settings.parameters),
+    )
+
+    refreshed = stack.refresh("nightly")
+    assert refreshed is not None
+    assert refreshed.outputs["recurrence_text"] == "every 4 Hour UTC"
+    assert stack.up(SCHEDULE_TYPE, "nightly", wanted).op == "update"
+    restored = backend.get_schedule(schedule_id)
+    assert restored is not None and restored.settings.recurrence.hours == [2]
+    assert stack.state["nightly"].outputs["recurrence_text"] == "every 1 Day at 02:30 UTC"
+
+
+def test_image_change_reads_as_an_image_change(project: Project) -> None:
+    old, new = project.endpoint_inputs(), project.endpoint_inputs(image=IMAGE_V2)
+    assert _changed_keys(old, new) == {"images", "content_hash"}
+    assert new["images"] == {"training": IMAGE_V2}

@@ -7,10 +7,13 @@ Deploys, per stack (settings from Pulumi.yaml defaults + Pulumi.<stack>.yaml):
 - one ComputeCluster per configured cluster: AmlCompute scaling to zero, run by a managed
   identity with AcrPull on the registry;
 - one TrainingImage per configured image: the Docker context built and pushed to the registry,
-  tagged by the content hash of the context.
+  tagged by the content hash of the context;
+- Pipelines: every definition in `pipeline_defs/` published behind a versioned PipelineEndpoint
+  (dynamic provider), with its schedules (paused where `schedulesEnabled` is false).
 
 Stack outputs: workspace name/id, resource group, subscription id, studio URL, registry login
-server, image references (with digest) by image key, and cluster names.
+server, image references (with digest) by image key, cluster names and the REST URL of every
+pipeline endpoint.
 """
 
 from __future__ import annotations
@@ -28,12 +31,21 @@ from infra.components import (
     Workspace,
     WorkspaceArgs,
 )
+from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
 from infra.naming import resource_names
 from infra.settings import read_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 settings = read_settings()
+# Definitions first: a broken one, or one naming a cluster or image this stack lacks, stops the
+# program (every problem with file, line and key) before any resource is registered.
+definitions = load_pipeline_definitions(
+    REPO_ROOT / settings.pipeline_defs,
+    REPO_ROOT,
+    [cluster.name for cluster in settings.clusters],
+    list(settings.images),
+)
 client = authorization.get_client_config()
 names = resource_names(
     settings.name_prefix, settings.project, settings.stack, client.subscription_id
@@ -86,6 +98,27 @@ images = {
 # Image key -> pushed reference with digest: what the pipeline resources run their steps in.
 image_refs = {key: image.ref for key, image in images.items()}
 
+pipelines = Pipelines(
+    "pipelines",
+    PipelinesArgs(
+        definitions=definitions,
+        project_root=REPO_ROOT,
+        subscription_id=client.subscription_id,
+        resource_group=workspace.resource_group_name,
+        workspace_name=workspace.workspace_name,
+        image_refs=image_refs,
+        cluster_names=frozenset(cluster.name for cluster in settings.clusters),
+        schedules_enabled=settings.schedules_enabled,
+        version_retention=settings.version_retention,
+        cluster_identities={
+            spec.name: (cluster.identity_id, cluster.identity_client_id)
+            for spec, cluster in zip(settings.clusters, clusters, strict=True)
+        },
+        # Jobs start on the clusters as soon as a schedule fires: they must exist first.
+        depends_on=tuple(clusters),
+    ),
+)
+
 pulumi.export("resourceGroupName", workspace.resource_group_name)
 pulumi.export("subscriptionId", client.subscription_id)
 pulumi.export("workspaceName", workspace.workspace_name)
@@ -95,3 +128,4 @@ pulumi.export("registryName", workspace.registry_name)
 pulumi.export("registryLoginServer", workspace.registry_login_server)
 pulumi.export("imageRefs", image_refs)
 pulumi.export("clusterNames", [c.compute_name for c in clusters])
+pulumi.export("pipelineEndpoints", pipelines.rest_urls)

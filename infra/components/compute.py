@@ -53,6 +53,8 @@ class ComputeCluster(pulumi.ComponentResource):
     compute_name: pulumi.Output[str]
     identity_id: pulumi.Output[str]
     identity_principal_id: pulumi.Output[str]
+    identity_client_id: pulumi.Output[str]
+    """Client id of the cluster identity: Azure ML environments name it to pull the image."""
 
     def __init__(
         self, name: str, args: ComputeClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -106,11 +108,13 @@ class ComputeCluster(pulumi.ComponentResource):
         self.compute_name = compute.name
         self.identity_id = identity.id
         self.identity_principal_id = identity.principal_id
+        self.identity_client_id = identity.client_id
         self.register_outputs(
             {
                 "compute_name": self.compute_name,
                 "identity_id": self.identity_id,
                 "identity_principal_id": self.identity_principal_id,
+                "identity_client_id": self.identity_client_id,
             }
         )
 

@@ -130,6 +130,27 @@ def _image(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return digest, {"digest": digest, "ref": f"{tag}@{digest}"}
 
 
+def _pipeline_endpoint(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # What the dynamic provider reports after a first publish: version "0" is the default.
+    endpoint_id = _uuid("endpoint", inputs["name"])
+    pipeline_id = _uuid("published", inputs["name"], inputs["content_hash"])
+    return endpoint_id, {
+        "endpoint_id": endpoint_id,
+        "rest_url": f"https://{inputs['name']}.api.azureml.ms/pipelines/v1.0/{endpoint_id}",
+        "status": "Active",
+        "default_version": "0",
+        "published_pipeline_id": pipeline_id,
+        "default_content_hash": inputs["content_hash"],
+        "enabled_versions": ["0"],
+    }
+
+
+def _pipeline_schedule(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    schedule_id = _uuid("schedule", inputs["name"])
+    status = "Active" if inputs["enabled"] else "Disabled"
+    return schedule_id, {"schedule_id": schedule_id, "status": status}
+
+
 OUTPUT_MODELS: dict[str, OutputModel] = {
     "azure-native:resources:ResourceGroup": _resource_group,
     "azure-native:storage:StorageAccount": _arm_model(
@@ -150,6 +171,8 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
     "azure-native:machinelearningservices:Compute": _compute,
     "azure-native:authorization:RoleAssignment": _role_assignment,
     "docker-build:index:Image": _image,
+    "pulumi-python:dynamic/azureml:PipelineEndpoint": _pipeline_endpoint,
+    "pulumi-python:dynamic/azureml:PipelineSchedule": _pipeline_schedule,
 }
 
 

@@ -344,3 +344,84 @@ def test_prod_uses_dedicated_clusters_schedules_and_purge_protection() -> None:
     vault = run.one("azure-native:keyvault:Vault")
     assert vault.inputs["properties"]["enablePurgeProtection"] is True
     assert all(c.priority is Priority.DEDICATED for c in run.settings.clusters)
+
+
+# --- Pipeline resources (dynamic provider), wired by the program -----------------------------
+
+_ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
+_SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"
+
+
+def _definitions() -> list[Any]:
+    from infra.spec import load_definitions
+
+    return list(load_definitions([REPO_ROOT / "pipeline_defs"]).raise_if_invalid())
+
+
+def test_every_definition_becomes_an_endpoint_with_its_schedules(run: Run) -> None:
+    definitions = _definitions()
+    endpoints = {e.inputs["name"]: e for e in run.of_type(_ENDPOINT)}
+    schedules = {(s.inputs["endpoint_id"], s.inputs["name"]) for s in run.of_type(_SCHEDULE)}
+
+    assert set(endpoints) == {d.spec.name for d in definitions}
+    expected = {
+        (endpoints[d.spec.name].outputs["endpoint_id"], f"{d.spec.name}-{s.name}")
+        for d in definitions
+        for s in d.spec.schedules
+    }
+    assert schedules == expected
+
+
+def test_endpoints_run_in_the_pushed_image_on_the_stack_workspace(run: Run) -> None:
+    image = run.one("docker-build:index:Image")
+    workspace = run.one("azure-native:machinelearningservices:Workspace")
+    for endpoint in run.of_type(_ENDPOINT):
+        assert endpoint.inputs["images"] == {"training": image.outputs["ref"]}
+        assert endpoint.inputs["workspace_name"] == workspace.inputs["workspaceName"]
+        assert endpoint.inputs["subscription_id"] == SUBSCRIPTION_ID
+        assert endpoint.inputs["version_retention"] == run.settings.version_retention
+        # Each step is readable in a preview: what it runs and a short code hash.
+        for step in endpoint.inputs["steps"].values():
+            assert step["run"] and len(step["code_hash"]) == 16
+
+
+def test_schedules_follow_the_stack_switch_and_their_own_flag(run: Run) -> None:
+    enabled_in_definition = {
+        f"{d.spec.name}-{s.name}": s.enabled for d in _definitions() for s in d.spec.schedules
+    }
+    for schedule in run.of_type(_SCHEDULE):
+        expected = run.settings.schedules_enabled and enabled_in_definition[schedule.inputs["name"]]
+        assert schedule.inputs["enabled"] is expected, schedule.inputs["name"]
+
+
+def test_dev_creates_every_schedule_paused() -> None:
+    run = run_stack(REPO_ROOT / "Pulumi.dev.yaml")
+
+    schedules = run.of_type(_SCHEDULE)
+    assert schedules
+    assert all(s.inputs["enabled"] is False for s in schedules)
+
+
+def test_stack_outputs_list_each_endpoint_rest_url(run: Run) -> None:
+    urls = run.exports["pipelineEndpoints"]
+
+    assert set(urls) == {d.spec.name for d in _definitions()}
+    for endpoint in run.of_type(_ENDPOINT):
+        assert urls[endpoint.inputs["name"]] == endpoint.outputs["rest_url"]
+
+
+def test_a_definition_naming_a_missing_cluster_stops_the_program(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.nocpu.yaml"
+    stack.write_text(
+        "config:\n"
+        "  azureml-pipelines:clusters:\n"
+        "    - {name: gpu-cluster, vmSize: Standard_NC6s_v3, maxNodes: 1}\n",
+        encoding="utf-8",
+    )
+
+    done = run_harness(stack)
+
+    assert done.returncode != 0
+    assert "pipeline_defs/churn-train/pipeline.yaml:7: compute: unknown compute 'cpu-cluster'" in (
+        done.stderr
+    )

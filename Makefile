@@ -12,12 +12,10 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Validate every definition, draw the sample's DAG, then run the sample end to end: in the training
-# image when a Docker engine answers, else with local interpreters (python3 and Rscript).
+# Validate every definition, draw the sample's DAG, build the training image and run the sample end
+# to end in it (see scripts/demo.sh; EXECUTOR=process runs it with local python3 and Rscript).
 demo: venv
-	$(VENV)/bin/amlpipe validate pipeline_defs
-	$(VENV)/bin/amlpipe graph $(SAMPLE)
-	$(VENV)/bin/amlpipe run $(SAMPLE)
+	scripts/demo.sh $(SAMPLE)
 
 test: venv
 	$(VENV)/bin/python -m pytest

@@ -52,7 +52,7 @@ def test_project_defaults_alone_give_valid_settings() -> None:
     assert settings.registry_sku is RegistrySku.BASIC
     assert settings.backend is Backend.AZUREML
     assert settings.version_retention == 2
-    assert settings.schedules_enabled is False
+    assert settings.schedules_enabled is True
     assert settings.resource_group_name is None
     assert [c.min_nodes for c in settings.clusters] == [0] * len(settings.clusters)
     assert set(settings.images) == {"training"}

@@ -15,17 +15,36 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.runner.commands import register as register_runner_commands
+from infra.settings import SettingsError, parse_settings
 from infra.spec import build_context_tag, load_definitions, pipeline_digest
 from infra.spec.graph import to_dot, to_mermaid
 from infra.spec.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
 from infra.spec.schema import render_schema
+from infra.spec.validate import KnownNames
+from infra.stack_files import project_name, settings_raw, stack_config, stack_files, stack_name
 
 DEFAULT_DEFS = Path("pipeline_defs")
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _load(paths: Sequence[Path]) -> DefinitionSet:
-    return load_definitions(list(paths) or [DEFAULT_DEFS])
+def _load(paths: Sequence[Path], known: KnownNames | None = None) -> DefinitionSet:
+    return load_definitions(list(paths) or [DEFAULT_DEFS], known=known)
+
+
+def known_names_of_stack(stack: str, root: Path) -> KnownNames:
+    """Cluster names and image keys a stack provides (`Pulumi.yaml` defaults + its stack file).
+
+    Raises ValueError naming the known stacks, or the stack's configuration problems."""
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        known = ", ".join(stack_name(p) for p in stack_files(root)) or "none"
+        raise ValueError(f"no stack file {stack_file.name} in {root} (stacks: {known})")
+    raw = settings_raw(root, stack_config(root, stack_file))
+    try:
+        settings = parse_settings(raw, project=project_name(root), stack=stack)
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from exc
+    return KnownNames(computes=frozenset(settings.cluster_names), images=frozenset(settings.images))
 
 
 def _resolve_pipeline(defs_dir: Path, name: str, err: Console) -> LoadedPipeline | None:
@@ -44,7 +63,14 @@ def _resolve_pipeline(defs_dir: Path, name: str, err: Console) -> LoadedPipeline
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate definitions; print every problem; exit 1 when there is any."""
-    definitions = _load(args.paths)
+    known = None
+    if args.stack:
+        try:
+            known = known_names_of_stack(args.stack, find_repo_root(Path.cwd()))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    definitions = _load(args.paths, known)
     if args.json:
         payload = {
             "valid": not definitions.errors,
@@ -150,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", type=Path, help="files or folders (default: pipeline_defs)"
     )
     validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="also check cluster and image names against Pulumi.yaml + Pulumi.<NAME>.yaml",
+    )
     validate.set_defaults(func=cmd_validate)
 
     graph = sub.add_parser("graph", help="draw a pipeline's DAG")

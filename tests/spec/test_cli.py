@@ -86,3 +86,56 @@ def test_hash_json_has_pipeline_and_step_hashes(
     assert set(payload["steps"]) == {"prep", "train"}
     assert payload["steps"]["prep"]["files"] == 2
     assert payload["images"] == {"training": "img:1"}
+
+
+def _repo_with_stack(make_repo: Callable[..., Path], stack_yaml: str) -> Path:
+    """A tmp repository with the real Pulumi.yaml and one stack file `Pulumi.other.yaml`."""
+    folder = make_repo()
+    repo = folder.parents[1]
+    (repo / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    (repo / "Pulumi.other.yaml").write_text(stack_yaml)
+    return repo
+
+
+def test_validate_with_a_stack_rejects_a_cluster_that_stack_lacks(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _repo_with_stack(
+        make_repo,
+        "config:\n"
+        "  azureml-pipelines:clusters:\n"
+        "    - {name: gpu-cluster, vmSize: NC6, maxNodes: 1}\n",
+    )
+    monkeypatch.chdir(repo)
+
+    code = main(["validate", "--stack", "other", "pipeline_defs"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        "pipeline_defs/demo/pipeline.yaml:4: compute: unknown compute 'cpu-cluster' "
+        "(known clusters: gpu-cluster)"
+    ) in err
+
+
+def test_validate_with_a_stack_accepts_names_the_stack_provides(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repo_with_stack(make_repo, "config:\n  azureml-pipelines:location: northeurope\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "other", "pipeline_defs"]) == 0
+
+
+def test_validate_with_an_unknown_stack_names_the_known_ones(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _repo_with_stack(make_repo, "config: {}\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "prod"]) == 2
+    assert "stacks: other" in capsys.readouterr().err

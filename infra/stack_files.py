@@ -1,0 +1,81 @@
+"""Stack configuration read from the repository's files, as the Pulumi CLI hands it to a program.
+
+Project defaults come from the `config:` block of `Pulumi.yaml`; `Pulumi.<stack>.yaml` overrides
+them. Values are strings as the CLI passes them (non-strings as JSON text). `secure:` values are
+ciphertext only the CLI can decrypt: they are replaced by a placeholder naming their key, which is
+enough for everything that reads stack files outside Pulumi (`amlpipe validate --stack`, tests).
+No pulumi import: the CLI uses this.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+PROJECT_FILE = "Pulumi.yaml"
+
+
+def _load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def project_name(root: Path) -> str:
+    """The project name declared in `Pulumi.yaml`."""
+    return str(_load(root / PROJECT_FILE)["name"])
+
+
+def declared_keys(root: Path) -> dict[str, dict[str, Any]]:
+    """Project config declarations: key (without namespace) -> declaration."""
+    declared = _load(root / PROJECT_FILE).get("config") or {}
+    return {k: (v if isinstance(v, dict) else {"default": v}) for k, v in declared.items()}
+
+
+def stack_files(root: Path) -> list[Path]:
+    """Every `Pulumi.<stack>.yaml` next to `Pulumi.yaml`, sorted."""
+    return sorted(root.glob("Pulumi.*.yaml"))
+
+
+def stack_name(path: Path) -> str:
+    """`dev` for `Pulumi.dev.yaml`."""
+    return path.name[len("Pulumi.") : -len(".yaml")]
+
+
+def raw_value(value: Any) -> str:
+    """A config value as the CLI passes it to a program."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _without_ciphertext(value: Any, path: str) -> Any:
+    """`value` with every `{secure: <ciphertext>}` (top level or nested, as `pulumi config set
+    --path --secret` writes them) replaced by a placeholder naming its path."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return f"fake-secret-for-{path}"
+        return {k: _without_ciphertext(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_ciphertext(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def stack_config(root: Path, stack_file: Path) -> dict[str, str]:
+    """Full config of a stack: 'namespace:key' -> raw value, project defaults applied."""
+    namespace = project_name(root)
+    config = {
+        f"{namespace}:{key}": raw_value(decl["default"])
+        for key, decl in declared_keys(root).items()
+        if "default" in decl
+    }
+    stack = (_load(stack_file) or {}).get("config") or {}
+    for key, value in stack.items():
+        full = key if ":" in key else f"{namespace}:{key}"
+        config[full] = raw_value(_without_ciphertext(value, full))
+    return config
+
+
+def settings_raw(root: Path, config: dict[str, str]) -> dict[str, str]:
+    """The project-namespace part of a full config, keys without namespace."""
+    prefix = project_name(root) + ":"
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}

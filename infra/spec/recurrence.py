@@ -8,6 +8,7 @@ minute lists), or rejected with the reason when v1 cannot express it (day-of-mon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from croniter import croniter
 
@@ -57,6 +58,14 @@ def recurrence_problems(rec: Recurrence) -> list[RecurrenceProblem]:
                 f"'week_days' is only allowed with frequency Week, not {rec.frequency.value}",
             )
         )
+    if rec.start_time is not None and not _is_iso_datetime(rec.start_time):
+        problems.append(
+            RecurrenceProblem(
+                ("recurrence", "start_time"),
+                f"start_time {rec.start_time!r} is not an ISO 8601 date-time "
+                "(e.g. 2026-01-05T06:00:00)",
+            )
+        )
     for key in ("hours", "minutes", "week_days"):
         values = getattr(rec, key)
         if values is not None and len(values) == 0:
@@ -66,6 +75,14 @@ def recurrence_problems(rec: Recurrence) -> list[RecurrenceProblem]:
         elif values is not None and len(set(values)) != len(values):
             problems.append(RecurrenceProblem(("recurrence", key), f"'{key}' has duplicates"))
     return problems
+
+
+def _is_iso_datetime(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:

@@ -7,12 +7,14 @@ minute lists), or rejected with the reason when v1 cannot express it (day-of-mon
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from datetime import datetime
 
 from croniter import croniter
 
 from infra.spec.model import Frequency, Recurrence, Schedule, WeekDay
+from infra.spec.timezones import AZUREML_TIME_ZONES
 
 # croniter numbers week days 0..6 from Sunday (7 is folded to 0 by its expand()).
 _CRON_WEEK_DAYS = [
@@ -62,10 +64,12 @@ def recurrence_problems(rec: Recurrence) -> list[RecurrenceProblem]:
         problems.append(
             RecurrenceProblem(
                 ("recurrence", "start_time"),
-                f"start_time {rec.start_time!r} is not an ISO 8601 date-time "
-                "(e.g. 2026-01-05T06:00:00)",
+                f"start_time {rec.start_time!r} is not a date-time without offset "
+                "(YYYY-MM-DDThh:mm:ss, e.g. 2026-01-05T06:00:00; the zone is time_zone)",
             )
         )
+    if rec.time_zone is not None and (message := time_zone_problem(rec.time_zone)):
+        problems.append(RecurrenceProblem(("recurrence", "time_zone"), message))
     for key in ("hours", "minutes", "week_days"):
         values = getattr(rec, key)
         if values is not None and len(values) == 0:
@@ -78,11 +82,23 @@ def recurrence_problems(rec: Recurrence) -> list[RecurrenceProblem]:
 
 
 def _is_iso_datetime(text: str) -> bool:
+    # Azure wants a naive local time (YYYY-MM-DDThh:mm:ss); the zone is `time_zone`'s job.
     try:
-        datetime.fromisoformat(text)
+        return datetime.fromisoformat(text).tzinfo is None
     except ValueError:
         return False
-    return True
+
+
+def time_zone_problem(name: str) -> str | None:
+    """Why `name` is not an Azure ML schedule time zone (None when it is one)."""
+    if name in AZUREML_TIME_ZONES:
+        return None
+    close = difflib.get_close_matches(name, sorted(AZUREML_TIME_ZONES), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"unknown time zone {name!r}: Azure ML uses Windows time zone names "
+        f"(e.g. 'UTC', 'W. Europe Standard Time', 'Pacific Standard Time'){hint}"
+    )
 
 
 def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:

@@ -21,7 +21,12 @@ from infra.spec.model import (
     ParameterValue,
     Schedule,
 )
-from infra.spec.recurrence import CronNotExpressible, cron_to_recurrence, recurrence_problems
+from infra.spec.recurrence import (
+    CronNotExpressible,
+    cron_to_recurrence,
+    recurrence_problems,
+    time_zone_problem,
+)
 from infra.spec.refs import InputRef, InvalidReference, OutputRef, ParamRef, parse_argument
 
 
@@ -214,6 +219,8 @@ def _check_schedule(index: int, schedule: Schedule, spec: PartialSpec) -> Iterat
     if (schedule.recurrence is None) == (schedule.cron is None):
         which = "both" if schedule.cron is not None else "neither"
         yield Problem(base, f"a schedule needs exactly one of 'recurrence' or 'cron', got {which}")
+    if message := time_zone_problem(schedule.time_zone):
+        yield Problem((*base, "time_zone"), message)
     if schedule.recurrence is not None:
         for problem in recurrence_problems(schedule.recurrence):
             yield Problem(base + problem.path, problem.message)

@@ -11,7 +11,9 @@ from infra.spec.recurrence import (
     describe,
     effective_recurrence,
     recurrence_problems,
+    time_zone_problem,
 )
+from infra.spec.timezones import AZUREML_TIME_ZONES
 
 
 def test_nightly_cron_becomes_a_daily_recurrence_at_that_time() -> None:
@@ -92,3 +94,24 @@ def test_schedule_time_zone_fills_a_recurrence_without_one() -> None:
     )
 
     assert effective_recurrence(schedule).time_zone == "UTC"
+
+
+def test_time_zone_list_matches_the_installed_azureml_sdk() -> None:
+    # The core keeps its own copy (it must not import azureml); this guards it against SDK changes.
+    from azureml.pipeline.core.schedule import TimeZone
+
+    assert {t.value for t in TimeZone} == AZUREML_TIME_ZONES
+
+
+def test_an_iana_time_zone_is_rejected_with_windows_suggestions() -> None:
+    message = time_zone_problem("W. Europe Standard")
+
+    assert message is not None and "'W. Europe Standard Time'" in message
+    assert time_zone_problem("UTC") is None
+
+
+def test_start_time_with_an_offset_is_a_problem() -> None:
+    rec = Recurrence(frequency=Frequency.DAY, start_time="2026-01-05T06:00:00+01:00")
+
+    assert [p.path for p in recurrence_problems(rec)] == [("recurrence", "start_time")]
+    assert recurrence_problems(rec.model_copy(update={"start_time": "2026-01-05T06:00:00"})) == []

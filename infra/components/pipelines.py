@@ -30,7 +30,7 @@ from infra.provider.resources import (
 from infra.spec.errors import SpecError, SpecErrors
 from infra.spec.hashing import pipeline_digest
 from infra.spec.loader import LoadedPipeline, display_path, load_definitions
-from infra.spec.validate import KnownNames
+from infra.spec.validate import KnownNames, target_problems
 
 
 def load_pipeline_definitions(
@@ -46,33 +46,15 @@ def unknown_targets(
     definitions: Sequence[LoadedPipeline], cluster_names: frozenset[str], image_keys: frozenset[str]
 ) -> list[SpecError]:
     """Steps whose cluster or image the stack does not have (a second guard, for definitions
-    loaded without :class:`KnownNames`)."""
-    errors: list[SpecError] = []
-    for loaded in definitions:
-        spec = loaded.spec
-        for index, step in enumerate(spec.steps):
-            where = ("steps", index)
-            if spec.step_compute(step) not in cluster_names:
-                errors.append(
-                    SpecError(
-                        display_path(loaded.file),
-                        None,
-                        (*where, "compute"),
-                        f"unknown compute {spec.step_compute(step)!r} "
-                        f"(known clusters: {', '.join(sorted(cluster_names)) or 'none'})",
-                    )
-                )
-            if spec.step_image(step) not in image_keys:
-                errors.append(
-                    SpecError(
-                        display_path(loaded.file),
-                        None,
-                        (*where, "image"),
-                        f"unknown image {spec.step_image(step)!r} "
-                        f"(known images: {', '.join(sorted(image_keys)) or 'none'})",
-                    )
-                )
-    return errors
+    loaded without :class:`KnownNames`), by the spec core's own rule."""
+    known = KnownNames(computes=cluster_names, images=image_keys)
+    return [
+        SpecError(display_path(loaded.file), None, problem.path, problem.message)
+        for loaded in definitions
+        for problem in target_problems(
+            loaded.spec.compute, loaded.spec.image, loaded.spec.steps, known
+        )
+    ]
 
 
 @dataclass(frozen=True)

@@ -170,19 +170,34 @@ def _check_references(index: int, step: AnyStep, spec: PartialSpec) -> Iterator[
         yield Problem(("steps", index, "outputs"), "duplicate output names")
 
 
-def _check_targets(
-    index: int, step: AnyStep, spec: PartialSpec, known: KnownNames
+def _unknown_target(
+    path: KeyPath, kind: str, value: str | None, known: frozenset[str] | None, what: str
 ) -> Iterator[Problem]:
-    if known.computes is not None and step.compute and step.compute not in known.computes:
-        yield Problem(
-            ("steps", index, "compute"),
-            f"unknown compute {step.compute!r} ({_known(sorted(known.computes), 'clusters')})",
-        )
-    if known.images is not None and step.image and step.image not in known.images:
-        yield Problem(
-            ("steps", index, "image"),
-            f"unknown image {step.image!r} ({_known(sorted(known.images), 'images')})",
-        )
+    if known is not None and value and value not in known:
+        listing = ", ".join(sorted(known)) or "none"
+        yield Problem(path, f"unknown {kind} {value!r} (known {what}: {listing})")
+
+
+def target_problems(
+    compute: str | None,
+    image: str | None,
+    steps: Sequence[AnyStep | None],
+    known: KnownNames,
+) -> list[Problem]:
+    """Cluster and image names the stack does not provide: the pipeline defaults and each step's
+    own choice (the one rule for `amlpipe validate --stack` and the Pulumi program)."""
+    problems = list(_unknown_target(("compute",), "compute", compute, known.computes, "clusters"))
+    problems += _unknown_target(("image",), "image", image, known.images, "images")
+    for index, step in enumerate(steps):
+        if step is not None:
+            where = ("steps", index)
+            problems += _unknown_target(
+                (*where, "compute"), "compute", step.compute, known.computes, "clusters"
+            )
+            problems += _unknown_target(
+                (*where, "image"), "image", step.image, known.images, "images"
+            )
+    return problems
 
 
 def _check_dag(spec: PartialSpec) -> Iterator[Problem]:
@@ -250,26 +265,12 @@ def validate_partial(
     known = known or KnownNames()
     problems = list(_check_names(spec))
     problems += _check_parameters(spec)
-    if known.computes is not None and spec.compute and spec.compute not in known.computes:
-        problems.append(
-            Problem(
-                ("compute",),
-                f"unknown compute {spec.compute!r} ({_known(sorted(known.computes), 'clusters')})",
-            )
-        )
-    if known.images is not None and spec.image and spec.image not in known.images:
-        problems.append(
-            Problem(
-                ("image",),
-                f"unknown image {spec.image!r} ({_known(sorted(known.images), 'images')})",
-            )
-        )
+    problems += target_problems(spec.compute, spec.image, spec.steps, known)
     for index, step in enumerate(spec.steps):
         if step is None:
             continue
         problems += _check_files(index, step, pipeline_dir, repo_root)
         problems += _check_references(index, step, spec)
-        problems += _check_targets(index, step, spec, known)
     problems += _check_dag(spec)
     for index, schedule in enumerate(spec.schedules):
         if schedule is not None:

@@ -22,14 +22,20 @@ def _load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
 
 
+def load_project(root: Path) -> dict[str, Any]:
+    """The parsed `Pulumi.yaml`."""
+    project: dict[str, Any] = _load(root / PROJECT_FILE)
+    return project
+
+
 def project_name(root: Path) -> str:
     """The project name declared in `Pulumi.yaml`."""
-    return str(_load(root / PROJECT_FILE)["name"])
+    return str(load_project(root)["name"])
 
 
 def declared_keys(root: Path) -> dict[str, dict[str, Any]]:
     """Project config declarations: key (without namespace) -> declaration."""
-    declared = _load(root / PROJECT_FILE).get("config") or {}
+    declared = load_project(root).get("config") or {}
     return {k: (v if isinstance(v, dict) else {"default": v}) for k, v in declared.items()}
 
 

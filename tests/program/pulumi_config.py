@@ -31,10 +31,7 @@ __all__ = [
 
 def project() -> dict[str, Any]:
     """The parsed Pulumi.yaml."""
-    from ruamel.yaml import YAML
-
-    loaded: dict[str, Any] = YAML(typ="safe").load(PROJECT_FILE.read_text(encoding="utf-8"))
-    return loaded
+    return _files.load_project(REPO_ROOT)
 
 
 def project_name() -> str:

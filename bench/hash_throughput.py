@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.spec import tree_digest
+from infra.definitions import tree_digest
 
 SIZES_MB = [1, 16, 128]
 FILE_KB = 64

@@ -14,13 +14,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from infra.definitions import build_context_tag, load_definitions, pipeline_digest
+from infra.definitions.graph import to_dot, to_mermaid
+from infra.definitions.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
+from infra.definitions.schema import render_schema
+from infra.definitions.validate import KnownNames
 from infra.runner.commands import register as register_runner_commands
 from infra.settings import SettingsError, parse_settings
-from infra.spec import build_context_tag, load_definitions, pipeline_digest
-from infra.spec.graph import to_dot, to_mermaid
-from infra.spec.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
-from infra.spec.schema import render_schema
-from infra.spec.validate import KnownNames
 from infra.stack_files import project_name, settings_raw, stack_config, stack_files, stack_name
 
 DEFAULT_DEFS = Path("pipeline_defs")

@@ -21,8 +21,8 @@ from pathlib import Path
 import pulumi
 import pulumi_docker_build as docker_build
 
+from infra.definitions.hashing import build_context_tag
 from infra.settings import ImageSettings
-from infra.spec.hashing import build_context_tag
 
 # Azure ML compute nodes are x86-64 Linux.
 PLATFORM = docker_build.Platform.LINUX_AMD64

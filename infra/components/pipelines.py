@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pulumi
 
+from infra.definitions.errors import SpecError, SpecErrors
+from infra.definitions.hashing import pipeline_digest
+from infra.definitions.loader import LoadedPipeline, display_path, load_definitions
+from infra.definitions.validate import KnownNames, target_problems
 from infra.provider.props import (
     endpoint_static_props,
     schedule_name,
@@ -27,10 +31,6 @@ from infra.provider.resources import (
     PipelineScheduleArgs,
     WorkspaceArgs,
 )
-from infra.spec.errors import SpecError, SpecErrors
-from infra.spec.hashing import pipeline_digest
-from infra.spec.loader import LoadedPipeline, display_path, load_definitions
-from infra.spec.validate import KnownNames, target_problems
 
 
 def load_pipeline_definitions(

@@ -23,6 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.definitions.model import (
+    AnyStep,
+    CommandStep,
+    Frequency,
+    ParameterType,
+    PipelineSpec,
+    PythonStep,
+    Recurrence,
+    WeekDay,
+)
+from infra.definitions.refs import resolve_arguments
 from infra.provider.port import (
     BackendError,
     EndpointRecord,
@@ -34,17 +45,6 @@ from infra.provider.port import (
     Status,
     WorkspaceRef,
 )
-from infra.spec.model import (
-    AnyStep,
-    CommandStep,
-    Frequency,
-    ParameterType,
-    PipelineSpec,
-    PythonStep,
-    Recurrence,
-    WeekDay,
-)
-from infra.spec.refs import resolve_arguments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -237,7 +237,7 @@ def make_environment(name: str, image_ref: str, identity: tuple[str, str] | None
 
 @dataclass
 class AzureBinder:
-    """Argument binder for :func:`infra.spec.refs.resolve_arguments` (Azure objects)."""
+    """Argument binder for :func:`infra.definitions.refs.resolve_arguments` (Azure objects)."""
 
     step: str
     parameters: dict[str, Any]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra.definitions.hashing import pipeline_digest
+from infra.definitions.loader import PIPELINE_FILE, find_repo_root, load_pipeline
 from infra.provider.port import BackendError, PipelineBuild
-from infra.spec.hashing import pipeline_digest
-from infra.spec.loader import PIPELINE_FILE, find_repo_root, load_pipeline
 
 
 def project_root() -> Path:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from infra.definitions.model import Recurrence
 from infra.provider.port import (
     BackendError,
     EndpointRecord,
@@ -36,7 +37,6 @@ from infra.provider.port import (
     Status,
     WorkspaceRef,
 )
-from infra.spec.model import Recurrence
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS published (

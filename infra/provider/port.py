@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from infra.spec.model import PipelineSpec, Recurrence
+from infra.definitions.model import PipelineSpec, Recurrence
 
 
 class Status(StrEnum):

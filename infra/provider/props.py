@@ -20,6 +20,18 @@ from typing import Any
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field
 
+from infra.definitions.hashing import step_digests
+from infra.definitions.loader import LoadedPipeline
+from infra.definitions.model import (
+    AnyStep,
+    CommandStep,
+    PipelineSpec,
+    PythonStep,
+    Recurrence,
+    Schedule,
+)
+from infra.definitions.recurrence import describe, effective_recurrence
+from infra.definitions.refs import Literal, parse_argument
 from infra.provider.port import (
     EndpointRecord,
     ScheduleRecord,
@@ -27,11 +39,6 @@ from infra.provider.port import (
     Status,
     WorkspaceRef,
 )
-from infra.spec.hashing import step_digests
-from infra.spec.loader import LoadedPipeline
-from infra.spec.model import AnyStep, CommandStep, PipelineSpec, PythonStep, Recurrence, Schedule
-from infra.spec.recurrence import describe, effective_recurrence
-from infra.spec.refs import Literal, parse_argument
 
 PROVIDER_KEY = "__provider"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -11,8 +11,8 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
+from infra.definitions.loader import find_repo_root, load_definitions
 from infra.runner.errors import RunnerError
-from infra.spec.loader import find_repo_root, load_definitions
 
 EXIT_USAGE = 2
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.definitions.hashing import build_context_tag, tree_digest
 from infra.runner.errors import RunnerError
 from infra.runner.executor import CANCELLED_EXIT, LineSink, RunningStep, split_lines
 from infra.runner.plan import StepPlan
-from infra.spec.hashing import build_context_tag, tree_digest
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a Docker command runs
     from docker.models.containers import Container

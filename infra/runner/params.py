@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from infra.definitions.model import Parameter, ParameterType, ParameterValue
+from infra.definitions.validate import value_matches
 from infra.runner.errors import RunnerError
-from infra.spec.model import Parameter, ParameterType, ParameterValue
-from infra.spec.validate import value_matches
 
 _TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
 

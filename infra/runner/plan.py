@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from infra.definitions.loader import LoadedPipeline
+from infra.definitions.model import AnyStep, CommandStep, ParameterValue, PythonStep
+from infra.definitions.refs import resolve_arguments, step_inputs
 from infra.runner.params import format_value
-from infra.spec.loader import LoadedPipeline
-from infra.spec.model import AnyStep, CommandStep, ParameterValue, PythonStep
-from infra.spec.refs import resolve_arguments, step_inputs
 
 # Where a container sees its folders. Fixed paths keep argument lists readable in logs.
 CONTAINER_ROOT = PurePosixPath("/amlpipe")

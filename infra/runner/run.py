@@ -12,16 +12,16 @@ from typing import Literal
 
 from rich.console import Console
 
+from infra.definitions.graph import topological_order, upstream_of
+from infra.definitions.hashing import PipelineDigest, pipeline_digest
+from infra.definitions.loader import LoadedPipeline, find_repo_root
+from infra.definitions.model import ParameterValue
 from infra.runner.console import ConsoleObserver, print_report
 from infra.runner.errors import RunnerError
 from infra.runner.executor import Executor, ProcessExecutor
 from infra.runner.params import resolve_parameters
 from infra.runner.plan import RunLayout, StepPlan, plan_step
 from infra.runner.scheduler import Scheduler, StepState, StepStatus
-from infra.spec.graph import topological_order, upstream_of
-from infra.spec.hashing import PipelineDigest, pipeline_digest
-from infra.spec.loader import LoadedPipeline, find_repo_root
-from infra.spec.model import ParameterValue
 
 ExecutorName = Literal["docker", "process"]
 RunStatus = Literal["succeeded", "failed", "cancelled"]

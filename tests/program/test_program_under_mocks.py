@@ -23,9 +23,9 @@ from mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
 from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
 
 from infra.components.compute import ACR_PULL_ROLE_ID, assignment_name
+from infra.definitions.hashing import build_context_tag
 from infra.naming import RULES
 from infra.settings import KEYS, Priority, Settings, parse_settings
-from infra.spec.hashing import build_context_tag
 
 HARNESS = Path(__file__).resolve().parent / "mock_program.py"
 STACK_FILES = stack_files()
@@ -353,7 +353,7 @@ _SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"
 
 
 def _definitions() -> list[Any]:
-    from infra.spec import load_definitions
+    from infra.definitions import load_definitions
 
     return list(load_definitions([REPO_ROOT / "pipeline_defs"]).raise_if_invalid())
 

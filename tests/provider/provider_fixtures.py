@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.definitions.hashing import pipeline_digest
+from infra.definitions.loader import LoadedPipeline, load_definitions
 from infra.provider.port import WorkspaceRef
 from infra.provider.props import (
     endpoint_static_props,
     schedule_name,
     schedule_settings_inputs,
 )
-from infra.spec.hashing import pipeline_digest
-from infra.spec.loader import LoadedPipeline, load_definitions
 
 PIPELINE = """\
 name: demo

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
+from infra.definitions.model import Frequency, Recurrence, WeekDay
+from infra.definitions.recurrence import effective_recurrence
 from infra.provider import azureml_backend as az
 from infra.provider.port import BackendError
-from infra.spec.model import Frequency, Recurrence, WeekDay
-from infra.spec.recurrence import effective_recurrence
 
 
 @pytest.fixture

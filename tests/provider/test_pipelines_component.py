@@ -10,8 +10,8 @@ import pytest
 from provider_fixtures import IMAGE_V1, Project
 
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
-from infra.spec.errors import SpecErrors
-from infra.spec.hashing import pipeline_digest
+from infra.definitions.errors import SpecErrors
+from infra.definitions.hashing import pipeline_digest
 
 ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"

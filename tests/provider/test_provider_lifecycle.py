@@ -264,7 +264,7 @@ def test_retention_keeps_the_default_plus_the_newest_previous_versions(
 def test_recurrence_changed_out_of_band_is_seen_by_refresh_and_restored(
     project: Project, stack: Stack, backend: LocalBackend
 ) -> None:
-    from infra.spec.model import Frequency, Recurrence
+    from infra.definitions.model import Frequency, Recurrence
 
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     wanted = project.schedule_inputs(stack.state["demo"].id)

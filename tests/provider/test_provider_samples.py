@@ -12,12 +12,12 @@ from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, ProviderHost, Stack
 from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
 from infra.components.pipelines import load_pipeline_definitions
+from infra.definitions.hashing import pipeline_digest
+from infra.definitions.loader import LoadedPipeline
 from infra.provider import azureml_backend as az
 from infra.provider.local_backend import LocalBackend, LocalStore
 from infra.provider.port import Status
 from infra.provider.props import endpoint_static_props, schedule_name, schedule_settings_inputs
-from infra.spec.hashing import pipeline_digest
-from infra.spec.loader import LoadedPipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_samples_compile_to_azureml_steps() -> None:
             if step.kind == "r":
                 assert azure_step._command == "Rscript"
         for schedule in loaded.spec.schedules:
-            from infra.spec.recurrence import effective_recurrence
+            from infra.definitions.recurrence import effective_recurrence
 
             az.make_recurrence(effective_recurrence(schedule)).validate()
 

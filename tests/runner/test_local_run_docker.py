@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from infra.spec.hashing import pipeline_digest
-from infra.spec.loader import load_definitions
+from infra.definitions.hashing import pipeline_digest
+from infra.definitions.loader import load_definitions
 
 pytestmark = pytest.mark.docker
 REPO_ROOT = Path(__file__).resolve().parents[2]

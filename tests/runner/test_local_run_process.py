@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from infra.definitions.loader import load_definitions
 from infra.runner.errors import RunnerError
 from infra.runner.params import resolve_parameters
 from infra.runner.plan import RunLayout, plan_step
-from infra.spec.loader import load_definitions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 needs_r = pytest.mark.skipif(

@@ -4,8 +4,8 @@ Imports neither pulumi nor azureml (a test checks it), so the CLI, the local run
 program and the dynamic provider can all build on it cheaply.
 """
 
-from infra.spec.errors import SpecError, SpecErrors
-from infra.spec.hashing import (
+from infra.definitions.errors import SpecError, SpecErrors
+from infra.definitions.hashing import (
     PipelineDigest,
     StepDigest,
     TreeDigest,
@@ -13,15 +13,15 @@ from infra.spec.hashing import (
     pipeline_digest,
     tree_digest,
 )
-from infra.spec.loader import (
+from infra.definitions.loader import (
     DefinitionSet,
     LoadedPipeline,
     find_repo_root,
     load_definitions,
     load_pipeline,
 )
-from infra.spec.model import PipelineSpec
-from infra.spec.validate import KnownNames
+from infra.definitions.model import PipelineSpec
+from infra.definitions.validate import KnownNames
 
 __all__ = [
     "DefinitionSet",

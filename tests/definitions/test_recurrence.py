@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.spec.model import Frequency, Recurrence, Schedule, WeekDay
-from infra.spec.recurrence import (
+from infra.definitions.model import Frequency, Recurrence, Schedule, WeekDay
+from infra.definitions.recurrence import (
     CronNotExpressible,
     cron_to_recurrence,
     describe,
@@ -13,7 +13,7 @@ from infra.spec.recurrence import (
     recurrence_problems,
     time_zone_problem,
 )
-from infra.spec.timezones import AZUREML_TIME_ZONES
+from infra.definitions.timezones import AZUREML_TIME_ZONES
 
 
 def test_nightly_cron_becomes_a_daily_recurrence_at_that_time() -> None:

@@ -7,8 +7,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.spec import load_definitions, pipeline_digest, tree_digest
-from infra.spec.hashing import PipelineDigest, build_context_tag
+from infra.definitions import load_definitions, pipeline_digest, tree_digest
+from infra.definitions.hashing import PipelineDigest, build_context_tag
 
 REORDERED = """\
 experiment: demo-exp    # keys in another order, other comments, flow style

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.spec.model import PipelineSpec
-from infra.spec.refs import InputRef, parse_argument
+from infra.definitions.model import PipelineSpec
+from infra.definitions.refs import InputRef, parse_argument
 
 
 @dataclass(frozen=True)

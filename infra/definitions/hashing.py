@@ -23,7 +23,7 @@ from typing import Any
 
 import pathspec
 
-from infra.spec.loader import LoadedPipeline
+from infra.definitions.loader import LoadedPipeline
 
 # Never part of code: bytecode caches differ per interpreter and machine.
 _ALWAYS_IGNORED = ["__pycache__/", "*.pyc", ".git/", ".DS_Store"]

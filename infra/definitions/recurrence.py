@@ -13,8 +13,8 @@ from datetime import datetime
 
 from croniter import croniter
 
-from infra.spec.model import Frequency, Recurrence, Schedule, WeekDay
-from infra.spec.timezones import AZUREML_TIME_ZONES
+from infra.definitions.model import Frequency, Recurrence, Schedule, WeekDay
+from infra.definitions.timezones import AZUREML_TIME_ZONES
 
 # croniter numbers week days 0..6 from Sunday (7 is folded to 0 by its expand()).
 _CRON_WEEK_DAYS = [

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.spec.errors import KeyPath
-from infra.spec.graph import find_cycle
-from infra.spec.model import (
+from infra.definitions.errors import KeyPath
+from infra.definitions.graph import find_cycle
+from infra.definitions.model import (
     AnyStep,
     CommandStep,
     Parameter,
@@ -21,13 +21,13 @@ from infra.spec.model import (
     ParameterValue,
     Schedule,
 )
-from infra.spec.recurrence import (
+from infra.definitions.recurrence import (
     CronNotExpressible,
     cron_to_recurrence,
     recurrence_problems,
     time_zone_problem,
 )
-from infra.spec.refs import InputRef, InvalidReference, OutputRef, ParamRef, parse_argument
+from infra.definitions.refs import InputRef, InvalidReference, OutputRef, ParamRef, parse_argument
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 from ruamel.yaml import YAML
 
-from infra.spec.schema import SCHEMA_FILE, render_schema
+from infra.definitions.schema import SCHEMA_FILE, render_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_schema_rejects_an_unknown_key() -> None:
 
 def test_spec_core_and_cli_import_neither_pulumi_nor_azureml() -> None:
     code = (
-        "import sys, infra.spec, infra.spec.schema, infra.cli;"
+        "import sys, infra.definitions, infra.definitions.schema, infra.cli;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'azureml'));"
         "print(','.join(bad))"
     )

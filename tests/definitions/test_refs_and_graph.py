@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.spec import load_definitions
-from infra.spec.graph import edges, find_cycle, to_dot, to_mermaid, topological_order
-from infra.spec.refs import (
+from infra.definitions import load_definitions
+from infra.definitions.graph import edges, find_cycle, to_dot, to_mermaid, topological_order
+from infra.definitions.refs import (
     InputRef,
     InvalidReference,
     Literal,

@@ -1,9 +1,9 @@
 """Load `pipeline_defs/` into validated specs, reporting every problem with file, key path and line.
 
 YAML is read with ruamel's round-trip loader because it keeps the line of every key and item; the
-plain data is then validated by pydantic (structure) and :mod:`infra.spec.validate` (meaning). Parts
-that are structurally sound are still checked for meaning when other parts are not, so one run
-reports all problems in a file.
+plain data is then validated by pydantic (structure) and :mod:`infra.definitions.validate`
+(meaning). Parts that are structurally sound are still checked for meaning when other parts
+are not, so one run reports all problems in a file.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from infra.spec.errors import KeyPath, SpecError, SpecErrors
-from infra.spec.model import (
+from infra.definitions.errors import KeyPath, SpecError, SpecErrors
+from infra.definitions.model import (
     AZURE_NAME_PATTERN,
     IDENTIFIER_PATTERN,
     Parameter,
@@ -28,7 +28,7 @@ from infra.spec.model import (
     Schedule,
     Step,
 )
-from infra.spec.validate import KnownNames, PartialSpec, validate_partial
+from infra.definitions.validate import KnownNames, PartialSpec, validate_partial
 
 PIPELINE_FILE = "pipeline.yaml"
 _STEP_TAGS = {"python", "r", "command"}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.spec.model import PipelineSpec
+from infra.definitions.model import PipelineSpec
 
 SCHEMA_FILE = "pipeline.schema.json"
 

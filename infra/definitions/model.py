@@ -2,7 +2,8 @@
 
 Pure data: no pulumi, no azureml. Structural rules (types, unknown keys, name syntax) live here as
 pydantic constraints; rules that relate several parts of a definition (references, cycles, files on
-disk) live in :mod:`infra.spec.validate`, so every problem is reported at once with its location.
+disk) live in :mod:`infra.definitions.validate`, so every problem is reported at once with its
+location.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Recurrence(_Strict):
     """A schedule recurrence in Azure ML v1 terms (`azureml.pipeline.core.ScheduleRecurrence`).
 
     Combination rules Azure enforces (hours/minutes only with Day or Week, week days only with Week)
-    are checked in :mod:`infra.spec.recurrence` so they are reported with the other problems.
+    are checked in :mod:`infra.definitions.recurrence` so they are reported with the other problems.
     """
 
     frequency: Frequency

@@ -24,9 +24,12 @@ from infra.definitions.model import PipelineSpec, Recurrence
 
 
 class Status(StrEnum):
-    """Status values Azure ML v1 uses for published pipelines, endpoints and schedules."""
+    """Status values Azure ML v1 uses for published pipelines, endpoints and schedules (the
+    service's entity status enum: 0 Active, 1 Deprecated, 2 Disabled). Anything but ACTIVE is out
+    of service: a deprecated version is never made the default again."""
 
     ACTIVE = "Active"
+    DEPRECATED = "Deprecated"
     DISABLED = "Disabled"
 
 

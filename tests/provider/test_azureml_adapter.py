@@ -12,7 +12,7 @@ from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 from infra.definitions.model import Frequency, Recurrence, WeekDay
 from infra.definitions.recurrence import effective_recurrence
 from infra.provider import azureml_backend as az
-from infra.provider.port import BackendError
+from infra.provider.port import BackendError, Status
 
 
 @pytest.fixture
@@ -306,3 +306,11 @@ def test_cluster_identity_pulls_the_image_when_given(project: Project) -> None:
     ) == identity
     assert registry.username is None and registry.password is None
     assert all(s._runconfig.environment is env for s in compiled.steps)
+
+
+def test_a_deprecated_published_pipeline_is_read_as_out_of_service() -> None:
+    from types import SimpleNamespace
+
+    # The service's entity status enum has three values; Deprecated used to raise ValueError.
+    record = az._published(SimpleNamespace(id="p1", name="n", version="h", status="Deprecated"))
+    assert record.status is Status.DEPRECATED and record.status is not Status.ACTIVE

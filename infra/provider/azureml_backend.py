@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.definitions.command import ScriptCommand, step_command
 from infra.definitions.model import (
     AnyStep,
-    CommandStep,
     Frequency,
     ParameterType,
     PipelineSpec,
-    PythonStep,
     Recurrence,
     WeekDay,
 )
@@ -293,14 +292,14 @@ def _make_step(
         "source_directory": str(code_dir),
         "allow_reuse": step.allow_reuse,
     }
-    if isinstance(step, PythonStep):
-        return PythonScriptStep(script_name=step.script, arguments=args, **common)
-    if isinstance(step, CommandStep):
-        # CommandStep splits the first list item with shlex: quote it so it stays one word.
-        command = [shlex.quote(step.command[0]), *step.command[1:], *args]
-        return AzureCommandStep(command=command, **common)
-    # R: RScriptStep is deprecated; run Rscript from the image in a CommandStep.
-    return AzureCommandStep(command=["Rscript", step.script, *args], **common)
+    match step_command(step):
+        case ScriptCommand(language="python", script=script):
+            return PythonScriptStep(script_name=script, arguments=args, **common)
+        case command:
+            # Everything else (R: RScriptStep is deprecated) runs its command line in a
+            # CommandStep, which splits the first item with shlex: quote it so it stays one word.
+            words = command.argv()
+            return AzureCommandStep(command=[shlex.quote(words[0]), *words[1:], *args], **common)
 
 
 def compile_steps(

@@ -20,16 +20,10 @@ from typing import Any
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field
 
+from infra.definitions.command import step_command
 from infra.definitions.hashing import step_digests
 from infra.definitions.loader import LoadedPipeline
-from infra.definitions.model import (
-    AnyStep,
-    CommandStep,
-    PipelineSpec,
-    PythonStep,
-    Recurrence,
-    Schedule,
-)
+from infra.definitions.model import PipelineSpec, Recurrence, Schedule
 from infra.definitions.recurrence import describe, effective_recurrence
 from infra.definitions.refs import Literal, parse_argument
 from infra.provider.port import (
@@ -267,14 +261,6 @@ def dump(model: BaseModel) -> dict[str, Any]:
 # -- building inputs from a definition (used by the program) -----------------------------------
 
 
-def _step_run(step: AnyStep) -> str:
-    if isinstance(step, PythonStep):
-        return step.script
-    if isinstance(step, CommandStep):
-        return " ".join(step.command)
-    return f"Rscript {step.script}"
-
-
 def _arg_text(arg: str | int | float | bool) -> str:
     token = parse_argument(arg)
     return token.value if isinstance(token, Literal) else str(arg)
@@ -285,7 +271,7 @@ def step_summaries(spec: PipelineSpec, code_hashes: Mapping[str, str]) -> dict[s
     return {
         step.name: StepSummary(
             kind=step.kind,
-            run=_step_run(step),
+            run=step_command(step).text(),
             code=step.code,
             code_hash=code_hashes[step.name][:SHORT_HASH],
             args=[_arg_text(a) for a in step.args],

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from infra.definitions.command import step_command
 from infra.definitions.loader import LoadedPipeline
-from infra.definitions.model import AnyStep, CommandStep, ParameterValue, PythonStep
+from infra.definitions.model import AnyStep, ParameterValue
 from infra.definitions.refs import resolve_arguments, step_inputs
 from infra.runner.params import format_value
 
@@ -98,13 +99,6 @@ class LocalBinder:
         return str(self.layout.output_dir(self.step, name).resolve())
 
 
-def _entry_point(step: AnyStep, interpreters: Mapping[str, str]) -> list[str]:
-    if isinstance(step, CommandStep):
-        return list(step.command)
-    interpreter = interpreters["python" if isinstance(step, PythonStep) else "r"]
-    return [interpreter, step.script]
-
-
 def plan_step(
     loaded: LoadedPipeline,
     step: AnyStep,
@@ -137,7 +131,7 @@ def plan_step(
         kind=step.kind,
         code_dir=code_dir,
         workdir=workdir,
-        argv=_entry_point(step, interpreters) + args,
+        argv=step_command(step).argv(interpreters) + args,
         mounts=mounts,
         outputs=outputs,
         inputs=inputs,

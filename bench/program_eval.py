@@ -9,9 +9,9 @@ times, medians reported:
 - floor: `import pulumi` plus the `pulumi_azure_native` submodules the program imports (read from
   the program's own import statements, so the list stays true), each actually loaded (they are
   lazy modules); also shown with `pulumi_docker_build`, the program's other SDK;
-- program: tests/program/mock_program.py running the real infra/__main__.py for a stack file under
-  the recording mocks (settings, names, context hash of docker/, every resource registration);
-  "eval" is the part after the harness's own imports, as timed inside the process.
+- program: tests/program/mock_program.py running the real program (`__main__.py`) for a stack
+  file under the recording mocks (settings, names, context hash of docker/, every resource
+  registration); "eval" is the part after the harness's own imports, as timed inside the process.
 
 Wall time and peak RSS (ru_maxrss of the child) are measured side by side in one run; their ratio
 is the figure to compare, since absolute timings on shared machines are noisy.
@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_FILES = [
-    REPO_ROOT / "infra" / "__main__.py",
+    REPO_ROOT / "infra" / "program.py",
     *(REPO_ROOT / "infra" / "components").glob("*.py"),
 ]
 HARNESS = REPO_ROOT / "tests" / "program" / "mock_program.py"

@@ -109,8 +109,7 @@ class Settings:
     """Everything the program, and the pipeline resources it will create, take from config.
 
     Paths (`pipeline_defs`, `local_store_path`, each image's `context`) are relative to the
-    project root (the folder of Pulumi.yaml), not to the working directory: with `main: infra/`
-    Pulumi runs the program inside infra/.
+    project root (the folder of Pulumi.yaml, :mod:`infra.paths`), not to the working directory.
     """
 
     project: str

@@ -14,7 +14,6 @@ docs/deploy.md for the CI sequence on a new stack (the registry must exist befor
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 
 from infra.definitions.hashing import build_context_tag
+from infra.paths import portable
 from infra.settings import ImageSettings
 
 # Azure ML compute nodes are x86-64 Linux.
@@ -52,10 +52,11 @@ class TrainingImageArgs:
 
 
 def _portable(path: Path) -> str:
-    """`path` relative to the working directory Pulumi runs the program in (`main: infra/`), so the
-    stored inputs are the same on every machine and checkout location: an absolute path would
-    differ between a laptop and CI and show up as a change that rebuilds the image."""
-    return os.path.relpath(path, Path.cwd())
+    """`path` relative to the project root: the docker-build plugin resolves relative paths
+    against its working directory, which the CLI sets to the program folder, the project root
+    (Pulumi.yaml sets no `main:`); and a relative path keeps the stored inputs the same on every
+    machine and checkout location (an absolute one would show up as a change that rebuilds)."""
+    return portable(path)
 
 
 class TrainingImage(pulumi.ComponentResource):

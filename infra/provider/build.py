@@ -15,14 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.definitions.hashing import pipeline_digest
-from infra.definitions.loader import PIPELINE_FILE, find_repo_root, load_pipeline
+from infra.definitions.loader import PIPELINE_FILE, load_pipeline
 from infra.provider.port import BackendError, PipelineBuild
-
-
-def project_root() -> Path:
-    """The Pulumi project folder: the provider host's working directory (or the nearest folder
-    above it that holds `Pulumi.yaml` or `.git`)."""
-    return find_repo_root(Path.cwd())
 
 
 def load_build(

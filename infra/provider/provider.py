@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pulumi.dynamic import (
@@ -30,8 +29,9 @@ from pulumi.dynamic import (
 )
 from pydantic import BaseModel, ValidationError
 
+from infra.paths import project_path, project_root
 from infra.provider import operations as ops
-from infra.provider.build import load_build, project_root
+from infra.provider.build import load_build
 from infra.provider.local_backend import LocalBackend, LocalStore
 from infra.provider.port import Backend, WorkspaceRef
 from infra.provider.props import (
@@ -103,8 +103,7 @@ class _Provider(ResourceProvider):
 
     def _make_backend(self, workspace: WorkspaceRef) -> Backend:
         if self._settings.backend == "local":
-            path = Path(self._settings.local_store_path)
-            store = LocalStore(path if path.is_absolute() else project_root() / path)
+            store = LocalStore(project_path(self._settings.local_store_path))
             return LocalBackend(store, workspace)
         # Imported here: the adapter module imports azureml lazily too, but even it is not
         # needed unless the azureml backend is selected.

@@ -1,4 +1,4 @@
-"""Run the real Pulumi program (infra/__main__.py) under recording mocks, for one stack file.
+"""Run the real Pulumi program (the project's `__main__.py`) under recording mocks, per stack file.
 
     python tests/program/mock_program.py Pulumi.dev.yaml   # prints a JSON record of the run
 
@@ -33,9 +33,10 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pulumi_config import REPO_ROOT, project_name, stack_config, stack_name
+from pulumi_config import REPO_ROOT, project, project_name, stack_config, stack_name
 
-MAIN = REPO_ROOT / "infra" / "__main__.py"
+# The program folder, as the language host finds it: `main:` in Pulumi.yaml, else the project root.
+MAIN = (REPO_ROOT / str(project().get("main") or ".")).resolve()
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"

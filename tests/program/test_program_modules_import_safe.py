@@ -8,7 +8,13 @@ import sys
 
 from pulumi_config import REPO_ROOT
 
-MODULES = ["infra.settings", "infra.naming", "infra.components"]
+MODULES = [
+    "infra.settings",
+    "infra.naming",
+    "infra.paths",
+    "infra.components",
+    "infra.program",
+]
 
 
 def test_program_modules_import_without_an_engine_and_without_azureml() -> None:

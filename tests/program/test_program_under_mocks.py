@@ -303,17 +303,21 @@ def test_no_input_holds_a_machine_specific_path(run: Run) -> None:
         assert str(REPO_ROOT) not in json.dumps(registration.inputs), registration.name
 
 
-def test_image_paths_are_relative_to_the_directory_pulumi_runs_the_program_in() -> None:
-    # With `main: infra/`, Pulumi runs the program in infra/: the context is then ../docker.
-    done = run_harness(REPO_ROOT / "Pulumi.dev.yaml", cwd=REPO_ROOT / "infra")
+@pytest.mark.parametrize("cwd", [".", "infra", "pipeline_defs"])
+def test_image_paths_are_relative_to_the_project_root_whatever_the_working_directory(
+    cwd: str,
+) -> None:
+    # The docker-build plugin resolves them against the program folder, the project root (no
+    # `main:`); the same inputs from any working directory means no rebuild from another one.
+    done = run_harness(REPO_ROOT / "Pulumi.dev.yaml", cwd=REPO_ROOT / cwd)
     assert done.returncode == 0, done.stderr
     (image,) = [
         r
         for r in json.loads(done.stdout)["registrations"]
         if r["type"] == "docker-build:index:Image"
     ]
-    assert image["inputs"]["context"] == {"location": "../docker"}
-    assert image["inputs"]["dockerfile"] == {"location": "../docker/Dockerfile"}
+    assert image["inputs"]["context"] == {"location": "docker"}
+    assert image["inputs"]["dockerfile"] == {"location": "docker/Dockerfile"}
 
 
 def test_stack_outputs_describe_the_deployment(run: Run) -> None:

@@ -1,0 +1,131 @@
+"""Pulumi program of azureml-pipelines: composition root only (run by the project's `__main__.py`).
+
+Deploys, per stack (settings from Pulumi.yaml defaults + Pulumi.<stack>.yaml):
+
+- Workspace: resource group (or an existing one), storage account, key vault, Log Analytics +
+  Application Insights, container registry (admin user off) and the Azure ML workspace;
+- one ComputeCluster per configured cluster: AmlCompute scaling to zero, run by a managed
+  identity with AcrPull on the registry;
+- one TrainingImage per configured image: the Docker context built and pushed to the registry,
+  tagged by the content hash of the context;
+- Pipelines: every definition in `pipeline_defs/` published behind a versioned PipelineEndpoint
+  (dynamic provider), with its schedules (paused where `schedulesEnabled` is false).
+
+Stack outputs: workspace name/id, resource group, subscription id, studio URL, registry login
+server, image references (with digest) by image key, cluster names and the REST URL of every
+pipeline endpoint.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import authorization
+
+from infra.components import (
+    ComputeCluster,
+    ComputeClusterArgs,
+    TrainingImage,
+    TrainingImageArgs,
+    Workspace,
+    WorkspaceArgs,
+)
+from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
+from infra.naming import resource_names
+from infra.paths import project_path, project_root
+from infra.settings import read_settings
+
+
+def main() -> None:
+    """Read the stack settings once, compose the components and export the stack outputs."""
+    settings = read_settings()
+    # Definitions first: a broken one, or one naming a cluster or image this stack lacks, stops the
+    # program (every problem with file, line and key) before any resource is registered.
+    definitions = load_pipeline_definitions(
+        project_path(settings.pipeline_defs),
+        project_root(),
+        [cluster.name for cluster in settings.clusters],
+        list(settings.images),
+    )
+    client = authorization.get_client_config()
+    names = resource_names(
+        settings.name_prefix, settings.project, settings.stack, client.subscription_id
+    )
+    tags = settings.resource_tags()
+
+    workspace = Workspace(
+        "aml",
+        WorkspaceArgs(
+            location=settings.location,
+            names=names,
+            tenant_id=client.tenant_id,
+            subscription_id=client.subscription_id,
+            tags=tags,
+            registry_sku=settings.registry_sku,
+            key_vault_purge_protection=settings.key_vault_purge_protection,
+            public_network_access=settings.public_network_access,
+            existing_resource_group=settings.resource_group_name,
+        ),
+    )
+
+    clusters = [
+        ComputeCluster(
+            cluster.name,
+            ComputeClusterArgs(
+                cluster=cluster,
+                location=settings.location,
+                subscription_id=client.subscription_id,
+                identity_name=names.identity(cluster.name),
+                resource_group_name=workspace.resource_group_name,
+                workspace_name=workspace.workspace_name,
+                registry_id=workspace.registry_id,
+                tags=tags,
+            ),
+        )
+        for cluster in settings.clusters
+    ]
+
+    images = {
+        key: TrainingImage(
+            f"image-{key}",
+            TrainingImageArgs(
+                image=image,
+                repo_root=project_root(),
+                registry_login_server=workspace.registry_login_server,
+            ),
+        )
+        for key, image in settings.images.items()
+    }
+    # Image key -> pushed reference with digest: what the pipeline resources run their steps in.
+    image_refs = {key: image.ref for key, image in images.items()}
+
+    pipelines = Pipelines(
+        "pipelines",
+        PipelinesArgs(
+            definitions=definitions,
+            project_root=project_root(),
+            subscription_id=client.subscription_id,
+            resource_group=workspace.resource_group_name,
+            workspace_name=workspace.workspace_name,
+            image_refs=image_refs,
+            cluster_names=frozenset(cluster.name for cluster in settings.clusters),
+            schedules_enabled=settings.schedules_enabled,
+            version_retention=settings.version_retention,
+            cluster_identities={
+                spec.name: (cluster.identity_id, cluster.identity_client_id)
+                for spec, cluster in zip(settings.clusters, clusters, strict=True)
+            },
+            # Jobs start on the clusters as soon as a schedule fires: they must exist first.
+            depends_on=tuple(clusters),
+        ),
+    )
+
+    pulumi.export("resourceGroupName", workspace.resource_group_name)
+    pulumi.export("subscriptionId", client.subscription_id)
+    pulumi.export("workspaceName", workspace.workspace_name)
+    pulumi.export("workspaceId", workspace.workspace_id)
+    pulumi.export("studioUrl", workspace.studio_url)
+    pulumi.export("registryName", workspace.registry_name)
+    pulumi.export("registryLoginServer", workspace.registry_login_server)
+    pulumi.export("imageRefs", image_refs)
+    pulumi.export("clusterNames", [c.compute_name for c in clusters])
+    pulumi.export("pipelineEndpoints", pipelines.rest_urls)

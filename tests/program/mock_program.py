@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
 import sys
 import time
@@ -253,10 +254,14 @@ class ProgramRun:
 
 
 def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
-    """Run `main` with the config of `stack_file` (project defaults applied) under the mocks."""
+    """Run `main` with the config of `stack_file` (project defaults applied) under the mocks.
+
+    When the environment carries `PULUMI_CONFIG` (as the language host passes it to a program,
+    see tests/launch), the program reads its config from there, as under the CLI."""
     project, stack = project_name(), stack_name(stack_file)
     config = stack_config(stack_file)
-    pulumi.runtime.set_all_config(config)
+    if "PULUMI_CONFIG" not in os.environ:
+        pulumi.runtime.set_all_config(config)
     mocks = RecordingMocks(project)
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
@@ -274,11 +279,17 @@ def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
 
 
 def main(argv: list[str]) -> int:
-    """CLI: run the program for one stack file and print the run as JSON."""
+    """CLI: run the program for one stack file and print the run as JSON.
+
+    `--program DIR` runs that program folder (relative to the working directory, as the language
+    host's `pulumi-language-python-exec` takes it) instead of the project's."""
+    main_dir = MAIN
+    if argv[:1] == ["--program"] and len(argv) >= 2:
+        main_dir, argv = Path(argv[1]).resolve(), argv[2:]
     if len(argv) != 1:
-        print("usage: mock_program.py Pulumi.<stack>.yaml", file=sys.stderr)
+        print("usage: mock_program.py [--program DIR] Pulumi.<stack>.yaml", file=sys.stderr)
         return 2
-    run = run_program(Path(argv[0]).resolve())
+    run = run_program(Path(argv[0]).resolve(), main_dir)
     json.dump(asdict(run), sys.stdout, default=str)
     return 0
 

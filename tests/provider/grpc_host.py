@@ -45,11 +45,19 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
 class ProviderHost:
     """A `python -u -m pulumi.dynamic` subprocess and a gRPC stub on it."""
 
-    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+        full_env: dict[str, str] | None = None,
+    ) -> None:
+        """Start the host in `cwd`: by default this interpreter's `-u -m pulumi.dynamic`; `argv`
+        and `full_env` (the whole environment) when a launcher decides them as the CLI would."""
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"],
+            argv or [sys.executable, "-u", "-m", "pulumi.dynamic"],
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env=full_env if full_env is not None else {**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -58,7 +58,7 @@ def test_preview_runs_pulumi_preview_diff_for_dev_and_prod_and_comments() -> Non
     assert "pull_request" in workflow["on"]
     (job,) = workflow["jobs"].values()
     assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
-    (pulumi,) = uses(job, "pulumi/actions")
+    (pulumi,) = [s for s in uses(job, "pulumi/actions") if "command" in s.get("with", {})]
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
     assert pulumi["with"]["diff"] is True
@@ -91,3 +91,71 @@ def test_azure_login_is_oidc_without_client_secret(name: str) -> None:
     env = {**workflow.get("env", {}), **job.get("env", {})}
     assert env["ARM_USE_OIDC"] == "true"
     assert not any("CLIENT_SECRET" in key for key in env)
+
+
+def _pinned_sdk_version() -> str:
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith("pulumi=="):
+            return line.split("==", 1)[1].strip()
+    raise AssertionError("requirements.txt pins no pulumi version")
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy-stack.yml"])
+def test_every_workflow_installs_the_cli_version_the_sdk_is_pinned_to(name: str) -> None:
+    workflow = load(name)
+    (job,) = workflow["jobs"].values()
+    env = {**workflow.get("env", {}), **job.get("env", {})}
+    version = env["PULUMI_VERSION"]
+    assert version == _pinned_sdk_version()
+    # --exclude / --exclude-dependents (first deployment of a stack) exist from CLI 3.158.
+    assert tuple(int(p) for p in version.split(".")) >= (3, 158, 0)
+    for step in uses(job, "pulumi/actions"):
+        assert step["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}", step
+
+
+def _stack_check_step() -> tuple[dict[str, Any], dict[str, Any]]:
+    (job,) = load("preview.yml")["jobs"].values()
+    (check,) = [s for s in steps(job) if s.get("id") == "stack"]
+    (preview,) = [s for s in uses(job, "pulumi/actions") if s.get("with", {}).get("command")]
+    return check, preview
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_preview_of_a_stack_that_does_not_exist_yet_is_skipped_with_a_notice(
+    tmp_path: Path, exists: bool
+) -> None:
+    check, preview = _stack_check_step()
+    assert preview["if"] == "steps.stack.outputs.exists == 'true'"
+    # Run the step's own script with a fake `pulumi` that knows the stack or not.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "pulumi"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in stack) exit ' + ("0" if exists else "255") + " ;; esac\nexit 0\n"
+    )
+    fake.chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    done = subprocess.run(
+        ["bash", "-e", "-c", check["run"]],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "STACK": "dev",
+            "PULUMI_BACKEND_URL": "file:///tmp/state",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert output.read_text().strip() == f"exists={'true' if exists else 'false'}"
+    # It looks the stack up; it never creates one.
+    assert "stack select dev" in calls.read_text()
+    assert "--create" not in calls.read_text() and "init" not in calls.read_text()
+    if not exists:
+        assert "does not exist yet" in summary.read_text()
+        assert "::notice" in done.stdout

@@ -199,6 +199,9 @@ def _partial(data: dict[str, Any]) -> PartialSpec:
     raw_steps = data.get("steps") if isinstance(data.get("steps"), list) else []
     raw_schedules = data.get("schedules") if isinstance(data.get("schedules"), list) else []
     raw_params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    factory = data.get("data_factory")
+    factory = factory if isinstance(factory, dict) else {}
+    raw_triggers = factory.get("triggers") if isinstance(factory.get("triggers"), list) else []
     param_adapter: TypeAdapter[Parameter] = TypeAdapter(Parameter)
     schedule_adapter: TypeAdapter[Schedule] = TypeAdapter(Schedule)
     return PartialSpec(
@@ -208,6 +211,7 @@ def _partial(data: dict[str, Any]) -> PartialSpec:
         parameters={k: valid(param_adapter, v) for k, v in (raw_params or {}).items()},
         compute=data.get("compute") if isinstance(data.get("compute"), str) else None,
         image=data.get("image", "training") if isinstance(data.get("image", ""), str) else None,
+        triggers=[valid(schedule_adapter, t) for t in raw_triggers or []],
     )
 
 

@@ -100,6 +100,23 @@ class Schedule(_Strict):
     enabled: bool = True
 
 
+class DataFactoryOptions(_Strict):
+    """How Azure Data Factory starts this pipeline, on stacks that turn the factory on
+    (`azureml-pipelines:dataFactory`); ignored elsewhere."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Whether the stack's Data Factory gets an ADF pipeline running this one.",
+    )
+    triggers: list[Schedule] = Field(
+        default_factory=list,
+        description=(
+            "ADF schedule triggers of the ADF pipeline, written like `schedules` (recurrence or "
+            "cron, time_zone, parameters, enabled). Paused where the stack pauses schedules."
+        ),
+    )
+
+
 class _StepBase(_Strict):
     name: Identifier
     description: str = ""
@@ -159,6 +176,7 @@ class PipelineSpec(_Strict):
     steps: Annotated[list[Step], Field(min_length=1)]
     schedules: list[Schedule] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
+    data_factory: DataFactoryOptions = Field(default_factory=DataFactoryOptions)
 
     def step(self, name: str) -> PythonStep | RStep | CommandStep:
         """Return the step called `name` (KeyError when absent)."""

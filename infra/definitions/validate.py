@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.definitions.errors import KeyPath
+from infra.definitions.errors import KeyPath, format_key_path
 from infra.definitions.graph import find_cycle
 from infra.definitions.model import (
     AnyStep,
@@ -56,6 +56,8 @@ class PartialSpec:
     parameters: dict[str, Parameter | None]
     compute: str | None
     image: str | None
+    triggers: list[Schedule | None] = field(default_factory=list)
+    """`data_factory.triggers`: schedules ADF runs, checked by the same rules as `schedules`."""
 
 
 def value_matches(kind: ParameterType, value: ParameterValue) -> bool:
@@ -85,15 +87,26 @@ def _check_names(spec: PartialSpec) -> Iterator[Problem]:
             )
         else:
             first_index[name] = index
+    yield from _unique_schedule_names(spec.schedules, ("schedules",))
+    yield from _unique_schedule_names(spec.triggers, TRIGGERS_PATH)
+
+
+TRIGGERS_PATH: KeyPath = ("data_factory", "triggers")
+
+
+def _unique_schedule_names(
+    schedules: Sequence[Schedule | None], base: KeyPath
+) -> Iterator[Problem]:
     seen: dict[str, int] = {}
-    for index, schedule in enumerate(spec.schedules):
+    label = "trigger" if base == TRIGGERS_PATH else "schedule"
+    for index, schedule in enumerate(schedules):
         if schedule is None:
             continue
         if schedule.name in seen:
             yield Problem(
-                ("schedules", index, "name"),
-                f"duplicate schedule name {schedule.name!r} "
-                f"(also schedules[{seen[schedule.name]}])",
+                (*base, index, "name"),
+                f"duplicate {label} name {schedule.name!r} "
+                f"(also {format_key_path((*base, seen[schedule.name]))})",
             )
         else:
             seen[schedule.name] = index
@@ -229,8 +242,7 @@ def _check_parameters(spec: PartialSpec) -> Iterator[Problem]:
             )
 
 
-def _check_schedule(index: int, schedule: Schedule, spec: PartialSpec) -> Iterator[Problem]:
-    base = ("schedules", index)
+def _check_schedule(base: KeyPath, schedule: Schedule, spec: PartialSpec) -> Iterator[Problem]:
     if (schedule.recurrence is None) == (schedule.cron is None):
         which = "both" if schedule.cron is not None else "neither"
         yield Problem(base, f"a schedule needs exactly one of 'recurrence' or 'cron', got {which}")
@@ -274,5 +286,8 @@ def validate_partial(
     problems += _check_dag(spec)
     for index, schedule in enumerate(spec.schedules):
         if schedule is not None:
-            problems += _check_schedule(index, schedule, spec)
+            problems += _check_schedule(("schedules", index), schedule, spec)
+    for index, trigger in enumerate(spec.triggers):
+        if trigger is not None:
+            problems += _check_schedule((*TRIGGERS_PATH, index), trigger, spec)
     return problems

@@ -9,11 +9,13 @@ Deploys, per stack (settings from Pulumi.yaml defaults + Pulumi.<stack>.yaml):
 - one TrainingImage per configured image: the Docker context built and pushed to the registry,
   tagged by the content hash of the context;
 - Pipelines: every definition in `pipeline_defs/` published behind a versioned PipelineEndpoint
-  (dynamic provider), with its schedules (paused where `schedulesEnabled` is false).
+  (dynamic provider), with its schedules (paused where `schedulesEnabled` is false);
+- DataFactory, where the stack turns it on (`dataFactory`): an ADF pipeline per definition that
+  runs its endpoint, with optional schedule triggers.
 
 Stack outputs: workspace name/id, resource group, subscription id, studio URL, registry login
 server, image references (with digest) by image key, cluster names and the REST URL of every
-pipeline endpoint.
+pipeline endpoint; with a factory, its name and the ADF pipeline name of each definition.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from infra.components import (
     Workspace,
     WorkspaceArgs,
 )
+from infra.components.data_factory import DataFactory, DataFactoryArgs
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
+from infra.data_factory_settings import factory_pipelines, read_data_factory
 from infra.naming import resource_names
 from infra.paths import project_path, project_root
 from infra.settings import read_settings
@@ -46,6 +50,9 @@ def main() -> None:
         [cluster.name for cluster in settings.clusters],
         list(settings.images),
     )
+    # Data Factory (opt-in): its setting and the definitions it runs, checked before any resource.
+    factory_settings = read_data_factory()
+    factory_definitions = factory_pipelines(factory_settings, definitions)
     client = authorization.get_client_config()
     names = resource_names(
         settings.name_prefix, settings.project, settings.stack, client.subscription_id
@@ -129,3 +136,23 @@ def main() -> None:
     pulumi.export("imageRefs", image_refs)
     pulumi.export("clusterNames", [c.compute_name for c in clusters])
     pulumi.export("pipelineEndpoints", pipelines.rest_urls)
+
+    if factory_settings.enabled:
+        factory = DataFactory(
+            "adf",
+            DataFactoryArgs(
+                settings=factory_settings,
+                definitions=factory_definitions,
+                endpoint_ids={key: e.endpoint_id for key, e in pipelines.endpoints.items()},
+                object_prefix=f"{settings.name_prefix}-{settings.stack}",
+                location=settings.location,
+                subscription_id=client.subscription_id,
+                resource_group_name=workspace.resource_group_name,
+                workspace_name=workspace.workspace_name,
+                workspace_id=workspace.workspace_id,
+                tags=tags,
+                schedules_enabled=settings.schedules_enabled,
+            ),
+        )
+        pulumi.export("dataFactoryName", factory.factory_name)
+        pulumi.export("dataFactoryPipelines", factory.pipeline_names)

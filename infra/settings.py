@@ -38,6 +38,8 @@ KEYS: tuple[str, ...] = (
     "versionRetention",
     "backend",
     "localStorePath",
+    # Parsed by infra.data_factory_settings (its own model; off unless a factory is named).
+    "dataFactory",
 )
 
 # The prefix goes into every derived resource name, so it must be safe for the strictest rule

@@ -153,6 +153,39 @@ def _pipeline_schedule(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return schedule_id, {"schedule_id": schedule_id, "status": status}
 
 
+def _factory(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # A system-assigned identity gets its principal id from Entra ID when the factory is created.
+    resource_id, outputs = _arm_model("Microsoft.DataFactory/factories", "factoryName")(inputs)
+    identity = dict(inputs.get("identity") or {})
+    if identity.get("type") == "SystemAssigned":
+        identity.update(principalId=_uuid("principal", resource_id), tenantId=TENANT_ID)
+    return resource_id, {**outputs, "identity": identity}
+
+
+def _factory_child(collection: str, name_key: str) -> OutputModel:
+    """A factory sub-resource (linked service, pipeline, trigger) named by `name_key`."""
+
+    def model(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        factory = f"{_group_prefix(inputs)}/providers/Microsoft.DataFactory/factories"
+        name = inputs[name_key]
+        return f"{factory}/{inputs['factoryName']}/{collection}/{name}", {"name": name}
+
+    return model
+
+
+# An existing factory the stack may name (`dataFactory.existing`), as `getFactory` returns it.
+EXISTING_FACTORIES = {"adf-shared": {"identity": {"type": "SystemAssigned"}}, "adf-no-identity": {}}
+GET_FACTORY = "azure-native:datafactory:getFactory"
+
+
+def _get_factory(args: dict[str, Any]) -> dict[str, Any]:
+    name = args["factoryName"]
+    if name not in EXISTING_FACTORIES:
+        raise UnmockedError(f"no existing factory {name!r} in EXISTING_FACTORIES")
+    resource_id, outputs = _factory({**args, **EXISTING_FACTORIES[name]})
+    return {"id": resource_id, "location": "westeurope", **outputs}
+
+
 OUTPUT_MODELS: dict[str, OutputModel] = {
     "azure-native:resources:ResourceGroup": _resource_group,
     "azure-native:storage:StorageAccount": _arm_model(
@@ -175,6 +208,10 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
     "docker-build:index:Image": _image,
     "pulumi-python:dynamic/azureml:PipelineEndpoint": _pipeline_endpoint,
     "pulumi-python:dynamic/azureml:PipelineSchedule": _pipeline_schedule,
+    "azure-native:datafactory:Factory": _factory,
+    "azure-native:datafactory:LinkedService": _factory_child("linkedservices", "linkedServiceName"),
+    "azure-native:datafactory:Pipeline": _factory_child("pipelines", "pipelineName"),
+    "azure-native:datafactory:Trigger": _factory_child("triggers", "triggerName"),
 }
 
 
@@ -196,6 +233,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 "tenantId": TENANT_ID,
             }
             return outputs, []
+        if args.token == GET_FACTORY:
+            return _get_factory(dict(args.args)), []
         raise UnmockedError(f"unmocked invoke {args.token} (args {args.args})")
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:

@@ -1,0 +1,286 @@
+"""DataFactory component: Azure Data Factory starts the stack's published pipelines.
+
+What it registers (all pulumi-azure-native `datafactory` / `authorization`):
+
+- the factory, with a system-assigned identity (or an existing factory, read with `get_factory`);
+- an `AzureMLService` linked service to the stack's workspace, authenticated as that identity
+  (`authentication: MSI`: no key, no service-principal secret anywhere);
+- a role assignment of the factory identity on the workspace (AzureML Data Scientist unless the
+  stack asks for Contributor; see README "Triggering from Data Factory");
+- per definition, an ADF pipeline whose one `AzureMLExecutePipeline` activity targets the
+  definition's pipeline *endpoint* (the id output of the Pipelines component) without a version,
+  so the endpoint's default version runs and a new published version needs no ADF change; the
+  definition's parameters are the ADF pipeline's parameters (types and defaults carried over) and
+  are passed on to Azure ML by name;
+- per `data_factory.triggers` entry, an ADF schedule trigger with the same recurrence Azure ML
+  would use (`effective_recurrence`), paused on stacks whose schedules are paused.
+
+ADF object names carry `<prefix>-<stack>-` so several stacks can share an existing factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization
+from pulumi_azure_native import datafactory as adf
+
+from infra.components.compute import assignment_name, role_definition_id
+from infra.data_factory_settings import DataFactorySettings
+from infra.definitions.loader import LoadedPipeline
+from infra.definitions.model import ParameterType, Recurrence, Schedule
+from infra.definitions.recurrence import effective_recurrence
+
+# ADF parameter types of the definition's parameter types.
+PARAMETER_TYPES = {
+    ParameterType.STRING: adf.ParameterType.STRING,
+    ParameterType.INT: adf.ParameterType.INT,
+    ParameterType.FLOAT: adf.ParameterType.FLOAT,
+    ParameterType.BOOL: adf.ParameterType.BOOL,
+}
+# ADF schedule triggers need a start time; Azure ML schedules do not. A fixed instant in the past
+# (not "now") keeps the input stable between runs: ADF does not backfill schedule triggers, it
+# fires at the next occurrence after it is started.
+DEFAULT_TRIGGER_START = "2025-01-01T00:00:00"
+
+
+@dataclass(frozen=True)
+class DataFactoryArgs:
+    """The factory setting, the definitions it runs and where their endpoints live."""
+
+    settings: DataFactorySettings
+    definitions: tuple[LoadedPipeline, ...]
+    """Definitions that get an ADF pipeline (already selected by `factory_pipelines`)."""
+    endpoint_ids: Mapping[str, pulumi.Input[str]]
+    """Pipeline name -> PipelineEndpoint id (an output of the Pipelines component)."""
+    object_prefix: str
+    """`<prefix>-<stack>`: prefix of every ADF object name (linked service, pipelines, triggers)."""
+    location: str
+    subscription_id: str
+    resource_group_name: pulumi.Input[str]
+    """The stack's resource group: the new factory's, and the workspace's."""
+    workspace_name: pulumi.Input[str]
+    workspace_id: pulumi.Input[str]
+    tags: Mapping[str, str]
+    schedules_enabled: bool = True
+
+
+class DataFactory(pulumi.ComponentResource):
+    """A Data Factory (new or existing) that runs published pipelines through their endpoints."""
+
+    factory_name: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
+    """Object id of the factory's system-assigned identity (holder of the workspace role)."""
+    pipeline_names: pulumi.Output[dict[str, str]]
+    """Definition name -> ADF pipeline name."""
+    pipelines: dict[str, adf.Pipeline]
+    triggers: dict[str, adf.Trigger]
+
+    def __init__(
+        self, name: str, args: DataFactoryArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        settings = args.settings
+        if not settings.enabled:
+            raise ValueError("DataFactory needs settings naming a factory (name or existing)")
+        missing = sorted(
+            d.spec.name for d in args.definitions if d.spec.name not in args.endpoint_ids
+        )
+        if missing:
+            raise ValueError(f"no pipeline endpoint for {', '.join(missing)}")
+        super().__init__("azureml-pipelines:data_factory:DataFactory", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        factory_group, self.factory_name, self.principal_id = self._factory(name, args)
+        role = settings.role
+        grant = authorization.RoleAssignment(
+            f"{name}-workspace-role",
+            # Derived from scope, factory and role: a rerun after lost state names the same one.
+            role_assignment_name=pulumi.Output.all(args.workspace_id, self.factory_name).apply(
+                lambda parts: assignment_name(parts[0], parts[1], role.role_id)
+            ),
+            principal_id=self.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=role_definition_id(args.subscription_id, role.role_id),
+            scope=args.workspace_id,
+            description="Data Factory submits runs of published pipelines",
+            opts=child,
+        )
+        linked = adf.LinkedService(
+            f"{name}-azureml",
+            factory_name=self.factory_name,
+            resource_group_name=factory_group,
+            linked_service_name=f"{args.object_prefix}-azureml",
+            properties=adf.AzureMLServiceLinkedServiceArgs(
+                type="AzureMLService",
+                subscription_id=args.subscription_id,
+                resource_group_name=args.resource_group_name,
+                ml_workspace_name=args.workspace_name,
+                # The factory's own managed identity: no key or secret is stored in ADF.
+                authentication="MSI",
+                description="Azure ML workspace of the stack (factory managed identity)",
+            ),
+            # Runs fail until the identity holds its role: grant it first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
+        )
+        self.pipelines = {}
+        self.triggers = {}
+        for loaded in args.definitions:
+            spec = loaded.spec
+            pipeline = adf.Pipeline(
+                f"{name}-{spec.name}",
+                factory_name=self.factory_name,
+                resource_group_name=factory_group,
+                pipeline_name=f"{args.object_prefix}-{spec.name}",
+                description=spec.description or f"Runs the Azure ML pipeline {spec.name}",
+                parameters=pipeline_parameters(loaded),
+                activities=[
+                    execute_activity(loaded, args.endpoint_ids[spec.name], linked.name),
+                ],
+                annotations=["azureml-pipelines"],
+                opts=child,
+            )
+            self.pipelines[spec.name] = pipeline
+            for trigger in spec.data_factory.triggers:
+                key = f"{spec.name}-{trigger.name}"
+                self.triggers[key] = adf.Trigger(
+                    f"{name}-{key}",
+                    factory_name=self.factory_name,
+                    resource_group_name=factory_group,
+                    trigger_name=f"{args.object_prefix}-{key}",
+                    properties=schedule_trigger(trigger, pipeline.name),
+                    opts=child,
+                )
+        self.pipeline_names = pulumi.Output.all(
+            **{key: p.name for key, p in self.pipelines.items()}
+        ).apply(dict)
+        self.register_outputs(
+            {
+                "factory_name": self.factory_name,
+                "principal_id": self.principal_id,
+                "pipeline_names": self.pipeline_names,
+            }
+        )
+
+    def _factory(
+        self, name: str, args: DataFactoryArgs
+    ) -> tuple[pulumi.Input[str], pulumi.Output[str], pulumi.Output[str]]:
+        """(resource group, name, identity principal id) of the factory, created or looked up."""
+        settings = args.settings
+        if settings.existing is not None:
+            group: pulumi.Input[str] = settings.resource_group_name or args.resource_group_name
+            found = adf.get_factory_output(
+                factory_name=settings.existing,
+                resource_group_name=group,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            return group, found.name, found.identity.apply(_principal_of(settings.existing))
+        factory = adf.Factory(
+            f"{name}-factory",
+            factory_name=settings.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            identity=adf.FactoryIdentityArgs(type=adf.FactoryIdentityType.SYSTEM_ASSIGNED),
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return (
+            args.resource_group_name,
+            factory.name,
+            factory.identity.apply(_principal_of(settings.name or "")),
+        )
+
+
+def _principal_of(factory: str) -> Any:
+    def principal(identity: Any) -> str:
+        principal_id = getattr(identity, "principal_id", None) if identity else None
+        if not principal_id:
+            # An existing factory without a system-assigned identity cannot authenticate as MSI.
+            raise ValueError(
+                f"Data Factory {factory!r} has no system-assigned managed identity; turn it on "
+                "(Azure portal: the factory's Managed identities page) and run again"
+            )
+        return str(principal_id)
+
+    return principal
+
+
+def pipeline_parameters(loaded: LoadedPipeline) -> dict[str, adf.ParameterSpecificationArgs]:
+    """The definition's parameters as ADF pipeline parameters (type and default carried over)."""
+    return {
+        key: adf.ParameterSpecificationArgs(
+            type=PARAMETER_TYPES[param.type], default_value=param.default
+        )
+        for key, param in loaded.spec.parameters.items()
+    }
+
+
+def execute_activity(
+    loaded: LoadedPipeline, endpoint_id: pulumi.Input[str], linked_service: pulumi.Input[str]
+) -> adf.AzureMLExecutePipelineActivityArgs:
+    """The activity that runs the endpoint's default version with the ADF pipeline's parameters."""
+    spec = loaded.spec
+    return adf.AzureMLExecutePipelineActivityArgs(
+        name=f"run-{spec.name}",
+        type="AzureMLExecutePipeline",
+        description=f"Submit a run of the Azure ML pipeline endpoint {spec.name}",
+        linked_service_name=adf.LinkedServiceReferenceArgs(
+            reference_name=linked_service, type="LinkedServiceReference"
+        ),
+        # The endpoint, not one published pipeline, and no `version`: Azure ML runs the
+        # endpoint's default version, which `pulumi up` moves when the definition changes.
+        ml_pipeline_endpoint_id=endpoint_id,
+        experiment_name=spec.experiment,
+        # Each Azure ML pipeline parameter takes the ADF pipeline parameter of the same name.
+        ml_pipeline_parameters={
+            key: {"value": f"@pipeline().parameters.{key}", "type": "Expression"}
+            for key in spec.parameters
+        },
+    )
+
+
+def trigger_recurrence(schedule: Schedule) -> adf.ScheduleTriggerRecurrenceArgs:
+    """ADF's recurrence of a schedule: the one Azure ML would run (cron translated)."""
+    rec: Recurrence = effective_recurrence(schedule)
+    time_zone = rec.time_zone or schedule.time_zone
+    start = rec.start_time or DEFAULT_TRIGGER_START
+    # ADF wants UTC start times with 'Z' and other zones' start times without an offset.
+    if time_zone == "UTC" and not start.endswith("Z"):
+        start += "Z"
+    has_schedule = rec.hours is not None or rec.minutes is not None or rec.week_days is not None
+    return adf.ScheduleTriggerRecurrenceArgs(
+        frequency=rec.frequency.value,
+        interval=rec.interval,
+        start_time=start,
+        time_zone=time_zone,
+        schedule=adf.RecurrenceScheduleArgs(
+            hours=rec.hours,
+            minutes=rec.minutes,
+            week_days=[adf.DaysOfWeek(day.value) for day in rec.week_days]
+            if rec.week_days
+            else None,
+        )
+        if has_schedule
+        else None,
+    )
+
+
+def schedule_trigger(
+    schedule: Schedule, pipeline_name: pulumi.Input[str]
+) -> adf.ScheduleTriggerArgs:
+    """An ADF schedule trigger running `pipeline_name` with the schedule's parameter values."""
+    return adf.ScheduleTriggerArgs(
+        type="ScheduleTrigger",
+        description=schedule.description or None,
+        recurrence=trigger_recurrence(schedule),
+        pipelines=[
+            adf.TriggerPipelineReferenceArgs(
+                pipeline_reference=adf.PipelineReferenceArgs(
+                    reference_name=pipeline_name, type="PipelineReference"
+                ),
+                parameters=dict(schedule.parameters) or None,
+            )
+        ],
+    )

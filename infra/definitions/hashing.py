@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,14 @@ from infra.definitions.loader import LoadedPipeline
 # Never part of code: bytecode caches differ per interpreter and machine.
 _ALWAYS_IGNORED = ["__pycache__/", "*.pyc", ".git/", ".DS_Store"]
 _CHUNK = 1 << 20
+# Files up to this size are read in one call; larger ones are streamed by hashlib.file_digest.
+_SMALL_FILE = 1 << 20
+# Trees of at least this many files are read by a few threads, in batches of _BATCH files.
+_PARALLEL_MIN_FILES = 64
+_BATCH = 32
+_WORKERS = 4
+# The name pathspec gives the "matched a folder" group in each compiled pattern.
+_DIR_GROUP = "ps_d"
 
 
 @dataclass(frozen=True)
@@ -69,50 +79,156 @@ def _sha256_text(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def _ignore_spec(folder: Path, ignore_file: str | None) -> pathspec.PathSpec:
+class IgnoreRules:
+    """Gitignore-style rules of a folder, matched the way `pathspec` matches them, but fast.
+
+    pathspec tries every pattern on every path. Here consecutive patterns of the same polarity
+    (ignore / re-include with ``!``) are joined into one regular expression; the last group that
+    matches a path decides, which is git's "last matching pattern wins" rule.
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        compiled = pathspec.PathSpec.from_lines("gitwildmatch", patterns).patterns
+        groups: list[tuple[bool, list[str]]] = []
+        for pattern in compiled:
+            regex = getattr(pattern, "regex", None)
+            if pattern.include is None or regex is None:
+                continue  # blank lines and comments
+            # pathspec names a group in each pattern; names may not repeat in one expression.
+            text = regex.pattern.replace(f"(?P<{_DIR_GROUP}>", "(?:")
+            if groups and groups[-1][0] == pattern.include:
+                groups[-1][1].append(text)
+            else:
+                groups.append((pattern.include, [text]))
+        self._groups = [
+            (include, re.compile("|".join(f"(?:{t})" for t in texts)).match)
+            for include, texts in reversed(groups)
+        ]
+
+    def ignores(self, path: str) -> bool:
+        """Whether the relative POSIX `path` (folders end with '/') is ignored."""
+        for include, match in self._groups:
+            if match(path) is not None:
+                return include
+        return False
+
+
+def ignore_rules(folder: Path, ignore_file: str | None) -> IgnoreRules:
+    """The always-ignored patterns plus those of `folder`'s ignore file, when it has one."""
     patterns = list(_ALWAYS_IGNORED)
     if ignore_file and (folder / ignore_file).is_file():
         patterns += (folder / ignore_file).read_text(encoding="utf-8").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return IgnoreRules(patterns)
+
+
+def _tree_entries(folder: Path, ignore_file: str | None) -> list[tuple[str, os.DirEntry[str]]]:
+    """(relative POSIX path, directory entry) of every file or link kept, sorted by path.
+
+    One `scandir` per folder and no Path objects per file: per-file overhead, not bytes, is what
+    a code folder of many small files costs. Folders behave as with `os.walk`: unreadable ones
+    are skipped, links to folders are neither followed nor hashed.
+    """
+    rules = ignore_rules(folder, ignore_file)
+    found: list[tuple[str, os.DirEntry[str]]] = []
+    pending = [("", os.fspath(folder))]
+    while pending:
+        prefix, dirpath = pending.pop()
+        try:
+            entries = os.scandir(dirpath)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    # Prune ignored folders early so large ignored trees (data, venvs) cost nothing.
+                    if not entry.is_symlink() and not rules.ignores(rel + "/"):
+                        pending.append((rel + "/", entry.path))
+                elif not rules.ignores(rel):
+                    found.append((rel, entry))
+    found.sort(key=lambda item: item[0])
+    return found
 
 
 def iter_tree(folder: Path, ignore_file: str | None = ".amlignore") -> Iterator[tuple[str, Path]]:
     """(relative POSIX path, path) of every file in `folder` that is not ignored, sorted by path."""
-    spec = _ignore_spec(folder, ignore_file)
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        rel_dir = Path(dirpath).relative_to(folder).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        # Prune ignored directories early so large ignored trees (data, venvs) cost nothing.
-        dirnames[:] = [d for d in dirnames if not spec.match_file(prefix + d + "/")]
-        for name in filenames:
-            rel = prefix + name
-            if not spec.match_file(rel):
-                found.append((rel, Path(dirpath) / name))
-    yield from sorted(found)
+    for rel, entry in _tree_entries(folder, ignore_file):
+        yield rel, Path(entry.path)
+
+
+def _file_digest(path: str) -> tuple[str, int, int] | None:
+    """(SHA-256 of the bytes, mode, size) of a regular file; None when `path` is not one.
+
+    Opened without following links and without blocking (a FIFO swapped in since the listing
+    must not hang the hash), then checked with fstat, which is cheaper than a stat by path.
+    Small files are read in one call, large ones streamed by hashlib.file_digest.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if info.st_size > _SMALL_FILE:
+            with open(fd, "rb", closefd=False) as handle:
+                digest = hashlib.file_digest(handle, "sha256")
+        else:
+            # One byte more than the size sees EOF in the same call, unless the file grew since
+            # (then read on: the bytes hashed are the bytes read).
+            data = os.read(fd, info.st_size + 1)
+            digest = hashlib.sha256(data)
+            if len(data) > info.st_size:
+                while chunk := os.read(fd, _CHUNK):
+                    digest.update(chunk)
+        return digest.hexdigest(), info.st_mode, info.st_size
+    finally:
+        os.close(fd)
+
+
+def _entry_digest(entry: os.DirEntry[str]) -> tuple[str, str, int] | None:
+    """(kind, content digest, size) of a listed entry; None for what a checkout cannot hold."""
+    if entry.is_symlink():
+        # A link is hashed as its target text: that is what git checks out.
+        target = os.readlink(entry.path).encode("utf-8")
+        return "l", hashlib.sha256(target).hexdigest(), len(target)
+    if entry.is_file(follow_symlinks=False) and (found := _file_digest(entry.path)):
+        content, mode, size = found
+        return ("x" if mode & stat.S_IXUSR else "f"), content, size
+    return None
+
+
+def _batch_digests(entries: list[os.DirEntry[str]]) -> list[tuple[str, str, int] | None]:
+    return [_entry_digest(entry) for entry in entries]
 
 
 def tree_digest(folder: Path, ignore_file: str | None = ".amlignore") -> TreeDigest:
-    """Digest of the files under `folder`: relative paths, bytes and executable bits."""
-    outer = hashlib.sha256()
-    files = size = 0
-    for rel, path in iter_tree(folder, ignore_file):
-        info = path.lstat()
-        inner = hashlib.sha256()
-        if stat.S_ISLNK(info.st_mode):
-            # A link is hashed as its target text: that is what git checks out.
-            kind, inner_bytes = "l", os.readlink(path).encode("utf-8")
-            inner.update(inner_bytes)
-            size += len(inner_bytes)
-        else:
-            kind = "x" if info.st_mode & stat.S_IXUSR else "f"
-            with path.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    inner.update(chunk)
-            size += info.st_size
-        outer.update(f"{rel}\0{kind}\0{inner.hexdigest()}\n".encode())
-        files += 1
-    return TreeDigest(outer.hexdigest(), files, size)
+    """Digest of the files under `folder`: relative paths, bytes and executable bits.
+
+    Only regular files and symbolic links count (what a git checkout reproduces); sockets, FIFOs
+    and devices are left out rather than read (reading a FIFO would block). Files are read by a
+    few threads when there are many: open/read/fstat and hashing large buffers release the GIL,
+    so system-call latency and hashing overlap; the digest is assembled in path order regardless.
+    """
+    listed = _tree_entries(folder, ignore_file)
+    entries = [entry for _, entry in listed]
+    if len(entries) < _PARALLEL_MIN_FILES:
+        results = _batch_digests(entries)
+    else:
+        batches = [entries[i : i + _BATCH] for i in range(0, len(entries), _BATCH)]
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            results = [r for batch in pool.map(_batch_digests, batches) for r in batch]
+    lines: list[bytes] = []
+    size = 0
+    for (rel, _), result in zip(listed, results, strict=True):
+        if result is not None:
+            kind, content, item_size = result
+            lines.append(f"{rel}\0{kind}\0{content}\n".encode())
+            size += item_size
+    return TreeDigest(hashlib.sha256(b"".join(lines)).hexdigest(), len(lines), size)
 
 
 def step_digests(loaded: LoadedPipeline) -> dict[str, StepDigest]:

@@ -7,8 +7,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pathspec
+
 from infra.definitions import load_definitions, pipeline_digest, tree_digest
-from infra.definitions.hashing import PipelineDigest, build_context_tag
+from infra.definitions.hashing import IgnoreRules, PipelineDigest, build_context_tag
 
 REORDERED = """\
 experiment: demo-exp    # keys in another order, other comments, flow style
@@ -155,3 +157,107 @@ def test_build_context_tag_honours_dockerignore_and_build_args(tmp_path: Path) -
     assert build_context_tag(tmp_path) == tag
     assert build_context_tag(tmp_path, {"BASE_IMAGE": "local/base"}) != tag
     assert tag.startswith("ctx-") and len(tag) == 24
+
+
+# The digest of this tree as computed by the first (os.walk + pathspec) implementation: a faster
+# tree hash must give every existing checkout the same digest, or every stack would republish.
+PINNED_TREE_DIGEST = "24185837410e8511b6c48135d0d8a3ca527d3af7ae254ddf741487ed5bb81872"
+
+
+def _write_pinned_tree(root: Path, reverse: bool) -> None:
+    files = {
+        "a.py": b"print('a')\n",
+        "a-b/c.py": b"c\n",
+        "a/b.py": b"b\n",
+        "a.b": b"dot\n",
+        "run.sh": b"#!/bin/sh\necho hi\n",
+        "__pycache__/a.cpython-311.pyc": b"junk",
+        "sub/m.pyc": b"junk",
+        "data/big.bin": b"big",
+        "x.log": b"log",
+        "keep.log": b"kept",
+        "logs/y.log": b"y",
+        ".amlignore": b"data/\n*.log\n!keep.log\n# comment\n\n/top.txt\n",
+        "top.txt": b"ignored at the top",
+        "sub/top.txt": b"kept below",
+        "empty.txt": b"",
+        "\u00fcn\u00ef.txt": b"unicode name\n",
+        "big.bin": bytes(range(256)) * 8200,  # above the one-read size: streamed
+    }
+    files.update(
+        {f"pkg{i % 7}/mod{i}.py": f"X = {i}\n".encode() * (i % 50 + 1) for i in range(150)}
+    )
+    # Creation order decides the order entries are listed on disk.
+    for rel, data in sorted(files.items(), reverse=reverse):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "run.sh").chmod(0o755)
+    (root / "pkg3/mod3.py").chmod(0o700)
+    os.symlink("a.py", root / "link.py")
+    os.symlink("sub", root / "linkdir")  # links to folders are not followed
+
+
+def test_the_tree_digest_is_pinned_whatever_the_order_files_were_written_in(
+    tmp_path: Path,
+) -> None:
+    for reverse in (False, True):
+        root = tmp_path / f"tree-{reverse}"
+        root.mkdir()
+        _write_pinned_tree(root, reverse)
+
+        digest = tree_digest(root)
+
+        assert digest.digest == PINNED_TREE_DIGEST
+        assert digest.files == 162
+
+
+def test_a_fifo_in_a_code_folder_is_left_out_instead_of_blocking(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("print(1)\n")
+    before = tree_digest(tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+
+    assert tree_digest(tmp_path) == before
+
+
+IGNORE_FILES = [
+    ["data/", "*.log", "!keep.log"],
+    ["/top.txt", "docs/**/draft*", "!docs/**/draft-final.md", "build"],
+    ["*", "!*.py", "!*/"],
+    ["a/**", "!a/b/", "a/b/c"],
+    ["# only a comment", "", "\\#hash", "trailing\\ "],
+]
+PATHS = [
+    "keep.log",
+    "x.log",
+    "logs/y.log",
+    "data/",
+    "data/x.bin",
+    "top.txt",
+    "sub/top.txt",
+    "docs/a/draft1.md",
+    "docs/a/b/draft-final.md",
+    "build",
+    "build/",
+    "src/build/x",
+    "main.py",
+    "pkg/",
+    "pkg/mod.py",
+    "pkg/data.csv",
+    "a/",
+    "a/b/",
+    "a/b/c",
+    "a/b/d",
+    "#hash",
+    "trailing ",
+    "__pycache__/",
+    "m/n.pyc",
+]
+
+
+def test_ignore_rules_match_exactly_what_pathspec_matches() -> None:
+    for lines in IGNORE_FILES:
+        reference = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+        rules = IgnoreRules(lines)
+        for path in PATHS:
+            assert rules.ignores(path) == reference.match_file(path), (lines, path)

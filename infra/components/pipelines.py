@@ -16,7 +16,7 @@ from pathlib import Path
 import pulumi
 
 from infra.definitions.errors import SpecError, SpecErrors
-from infra.definitions.hashing import pipeline_digest
+from infra.definitions.hashing import StepDigest, TreeDigest, pipeline_digest, step_digests
 from infra.definitions.loader import LoadedPipeline, display_path, load_definitions
 from infra.definitions.validate import KnownNames, target_problems
 from infra.provider.props import (
@@ -100,8 +100,11 @@ class Pipelines(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.endpoints = {}
         self.schedules = {}
+        # Code-tree digests by folder, shared by every pipeline: each tree is read once.
+        trees: dict[Path, TreeDigest] = {}
         for loaded in args.definitions:
-            endpoint = self._endpoint(name, loaded, args, workspace, child)
+            steps = step_digests(loaded, trees)
+            endpoint = self._endpoint(name, loaded, steps, args, workspace, child)
             self.endpoints[loaded.spec.name] = endpoint
             for schedule in loaded.spec.schedules:
                 key = schedule_name(loaded.spec, schedule)
@@ -125,6 +128,7 @@ class Pipelines(pulumi.ComponentResource):
     def _endpoint(
         name: str,
         loaded: LoadedPipeline,
+        steps: dict[str, StepDigest],
         args: PipelinesArgs,
         workspace: WorkspaceArgs,
         opts: pulumi.ResourceOptions,
@@ -132,7 +136,7 @@ class Pipelines(pulumi.ComponentResource):
         spec = loaded.spec
         used = sorted({spec.step_image(s) for s in spec.steps})
         refs = pulumi.Output.all(**{key: args.image_refs[key] for key in used})
-        static = endpoint_static_props(loaded, args.project_root)
+        static = endpoint_static_props(loaded, args.project_root, steps)
         clusters = sorted({spec.step_compute(s) for s in spec.steps})
         identities = {
             cluster: {"resource_id": ids[0], "client_id": ids[1]}
@@ -150,7 +154,7 @@ class Pipelines(pulumi.ComponentResource):
                 steps=static["steps"],
                 parameters=static["parameters"],
                 # Pure computation on the image references (no resource is created in apply).
-                content_hash=refs.apply(lambda r: pipeline_digest(loaded, r).digest),
+                content_hash=refs.apply(lambda r: pipeline_digest(loaded, r, steps).digest),
                 images=refs.apply(dict),
                 registry_identities=identities,
                 version_retention=args.version_retention,

@@ -231,11 +231,17 @@ def tree_digest(folder: Path, ignore_file: str | None = ".amlignore") -> TreeDig
     return TreeDigest(hashlib.sha256(b"".join(lines)).hexdigest(), len(lines), size)
 
 
-def step_digests(loaded: LoadedPipeline) -> dict[str, StepDigest]:
-    """Digest of every step: its normalized settings (defaults resolved) and its code tree."""
+def step_digests(
+    loaded: LoadedPipeline, trees: dict[Path, TreeDigest] | None = None
+) -> dict[str, StepDigest]:
+    """Digest of every step: its normalized settings (defaults resolved) and its code tree.
+
+    `trees` caches code-tree digests by resolved folder; pass the same dict for every pipeline
+    of one evaluation so a folder shared by several steps or pipelines is read once.
+    """
     spec = loaded.spec
     result: dict[str, StepDigest] = {}
-    code_cache: dict[Path, TreeDigest] = {}
+    code_cache: dict[Path, TreeDigest] = {} if trees is None else trees
     for step in spec.steps:
         code_dir = (loaded.folder / step.code).resolve()
         if code_dir not in code_cache:
@@ -249,16 +255,19 @@ def step_digests(loaded: LoadedPipeline) -> dict[str, StepDigest]:
 
 
 def pipeline_digest(
-    loaded: LoadedPipeline, image_refs: Mapping[str, str] | None = None
+    loaded: LoadedPipeline,
+    image_refs: Mapping[str, str] | None = None,
+    steps: Mapping[str, StepDigest] | None = None,
 ) -> PipelineDigest:
     """Digest of what a publish depends on: settings, every step, and the image references.
 
     Schedules and tags are left out on purpose: they are managed without publishing a new version.
     `image_refs` maps image keys to the references they resolve to (e.g.
-    `registry/name:tag@digest`); a key without a reference is hashed by name.
+    `registry/name:tag@digest`); a key without a reference is hashed by name. `steps` are the
+    step digests when already computed (:func:`step_digests`), so code is not read twice.
     """
     spec = loaded.spec
-    steps = step_digests(loaded)
+    steps = dict(steps) if steps is not None else step_digests(loaded)
     used_images = sorted({spec.step_image(s) for s in spec.steps})
     images = {key: (image_refs or {}).get(key, key) for key in used_images}
     settings = spec.model_dump(mode="json", exclude={"steps", "schedules", "tags"})

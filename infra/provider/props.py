@@ -21,7 +21,7 @@ from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra.definitions.command import step_command
-from infra.definitions.hashing import step_digests
+from infra.definitions.hashing import StepDigest, step_digests
 from infra.definitions.loader import LoadedPipeline
 from infra.definitions.model import PipelineSpec, Recurrence, Schedule
 from infra.definitions.recurrence import describe, effective_recurrence
@@ -311,10 +311,14 @@ def schedule_settings_inputs(schedule: Schedule, schedules_enabled: bool) -> dic
     }
 
 
-def endpoint_static_props(loaded: LoadedPipeline, project_root: Path) -> dict[str, Any]:
-    """The endpoint inputs known without image references (everything but hash and images)."""
+def endpoint_static_props(
+    loaded: LoadedPipeline, project_root: Path, steps: Mapping[str, StepDigest] | None = None
+) -> dict[str, Any]:
+    """The endpoint inputs known without image references (everything but hash and images);
+    `steps` are the step digests when the caller already has them (code is read once)."""
     spec = loaded.spec
-    code = {name: d.code.digest for name, d in step_digests(loaded).items()}
+    digests = steps if steps is not None else step_digests(loaded)
+    code = {name: d.code.digest for name, d in digests.items()}
     return {
         "name": spec.name,
         "description": spec.description,

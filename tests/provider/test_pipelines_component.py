@@ -3,6 +3,8 @@ unknown cluster or image fails before anything is registered."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -10,8 +12,9 @@ import pytest
 from provider_fixtures import IMAGE_V1, Project
 
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
+from infra.definitions import hashing
 from infra.definitions.errors import SpecErrors
-from infra.definitions.hashing import pipeline_digest
+from infra.definitions.hashing import TreeDigest, pipeline_digest
 
 ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"
@@ -122,3 +125,27 @@ def test_unknown_cluster_fails_before_any_resource_is_registered(
     assert "unknown image 'training' (known images: none)" in message
     assert "pipeline_defs/demo/pipeline.yaml" in message
     assert mocks.registered == []
+
+
+@pulumi.runtime.test
+def test_each_code_tree_is_read_once_per_evaluation(
+    project: Project, mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
+) -> pulumi.Output[Any]:
+    project.write_pipeline("other")
+    args = _args(project)
+    reads: Counter[Path] = Counter()
+    real_tree_digest = hashing.tree_digest
+
+    def counting(folder: Path, ignore_file: str | None = ".amlignore") -> TreeDigest:
+        reads[folder] += 1
+        return real_tree_digest(folder, ignore_file)
+
+    monkeypatch.setattr(hashing, "tree_digest", counting)
+    component = Pipelines("pipelines", args)
+
+    def check(hashes: list[str]) -> None:
+        assert all(hashes)
+        assert len(reads) >= 2  # both pipelines' code folders
+        assert max(reads.values()) == 1, reads
+
+    return pulumi.Output.all(*[e.content_hash for e in component.endpoints.values()]).apply(check)

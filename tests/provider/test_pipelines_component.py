@@ -3,6 +3,7 @@ unknown cluster or image fails before anything is registered."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 @pytest.fixture
 def mocks() -> RecordingMocks:
     recording = RecordingMocks()
+    # Pulumi's mocks take the current event loop; a test that ran asyncio.run() before this one
+    # leaves none set, so give each test its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(recording, project="proj", stack="dev", preview=False)
     return recording
 

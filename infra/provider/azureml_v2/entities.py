@@ -1,0 +1,240 @@
+"""A :class:`~infra.provider.azureml_v2.plan.PipelinePlan` as azure-ai-ml's own entities, and their
+REST bodies through azure-ai-ml's own serialization (``_to_rest_object().as_dict()``): no
+hand-written copy of the service's shapes.
+
+azure-ai-ml is imported inside the functions (about 1.5 s and much memory): the Pulumi program
+imports :mod:`infra.provider` and must never pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from infra.definitions.model import PipelineSpec, Recurrence, Schedule
+from infra.definitions.recurrence import effective_recurrence
+from infra.provider.azureml_v2.plan import PipelinePlan, Port, StepPlan, port_value
+
+API_VERSION_NOTE = "azure-ai-ml 1.35.2"
+
+
+def _ml(module: str = "azure.ai.ml") -> Any:
+    """Import an azure-ai-ml module when first needed (typed Any at this boundary)."""
+    return importlib.import_module(module)
+
+
+def _input(port: Port) -> Any:
+    Input = _ml().Input
+    kwargs: dict[str, Any] = {"type": port.type}
+    if port.default is not None:
+        kwargs["default"] = port.default
+    if port.enum:
+        kwargs["enum"] = list(port.enum)
+    if port.description:
+        kwargs["description"] = port.description
+    if port.optional:
+        kwargs["optional"] = True
+    return Input(**kwargs)
+
+
+def environment_for(image_ref: str, asset_id: str | None = None) -> Any:
+    """The environment a step runs in: a registered environment version (``azureml:name:version``
+    or its ARM id) when given, else the image itself with no conda file, no build."""
+    if asset_id:
+        return asset_id
+    return _ml("azure.ai.ml.entities").Environment(image=image_ref)
+
+
+def command_component(
+    step: StepPlan, image_ref: str, environment_id: str | None = None, pipeline: str = ""
+) -> Any:
+    """The command component of one step, named and versioned by content."""
+    CommandComponent = _ml("azure.ai.ml.entities").CommandComponent
+    Output = _ml().Output
+
+    return CommandComponent(
+        name=step.component,
+        version=step.version,
+        display_name=f"{pipeline}/{step.node}" if pipeline else step.node,
+        description=step.description or None,
+        command=step.command,
+        code=str(step.code),
+        environment=environment_for(image_ref, environment_id),
+        inputs={port.name: _input(port) for port in step.inputs},
+        outputs={name: Output(type="uri_folder") for name in step.outputs},
+        is_deterministic=step.deterministic,
+        tags={"amlpipe-kind": step.kind},
+    )
+
+
+def _node(step: StepPlan, component: Any) -> Any:
+    Command = _ml("azure.ai.ml.entities._builders").Command
+
+    return Command(
+        component=component,
+        inputs=dict(step.bindings),
+        compute=step.compute,
+        environment_variables=dict(step.environment_variables) or None,
+    )
+
+
+def pipeline_component(
+    plan: PipelinePlan,
+    environments: Mapping[str, str] | None = None,
+    component_refs: Mapping[str, str] | None = None,
+) -> Any:
+    """The pipeline component of a plan.
+
+    `environments` maps image keys to registered environment ids (else the image is used
+    inline). With `component_refs` (node -> ``azureml:name:version`` or ARM id of the registered
+    step component) the nodes reference the registered components, which is the shape the service
+    stores; without, they embed the step components (for validation, and for azure-ai-ml's
+    `components.create_or_update`, which registers embedded named components itself).
+    """
+    PipelineComponent = _ml("azure.ai.ml.entities").PipelineComponent
+
+    jobs: dict[str, Any] = {}
+    for step in plan.steps:
+        component: Any
+        if component_refs is not None:
+            component = component_refs[step.node]
+        else:
+            component = command_component(
+                step,
+                plan.images[step.image],
+                (environments or {}).get(step.image),
+                plan.name,
+            )
+        jobs[step.node] = _node(step, component)
+    return PipelineComponent(
+        name=plan.component,
+        version=plan.version,
+        display_name=plan.name,
+        description=plan.description or None,
+        inputs={port.name: _input(port) for port in plan.inputs},
+        jobs=jobs,
+        tags={**plan.tags, "amlpipe-pipeline": plan.name},
+    )
+
+
+def component_ref(name: str, version: str) -> str:
+    """The short reference azure-ai-ml resolves in the workspace (``azureml:name:version``)."""
+    return f"azureml:{name}:{version}"
+
+
+def rest_body(entity: Any, **kwargs: Any) -> dict[str, Any]:
+    """The REST body azure-ai-ml would send for `entity` (its own serialization)."""
+    return dict(entity._to_rest_object(**kwargs).as_dict())
+
+
+def validation_errors(entity: Any) -> list[str]:
+    """azure-ai-ml's own client-side validation of an entity (empty when it passes)."""
+    result = entity._validate()
+    if result.passed:
+        return []
+    return [f"{path}: {message}" for path, message in result.error_messages.items()]
+
+
+# -- schedules ------------------------------------------------------------------------------------
+
+_FREQUENCIES = {"Minute": "minute", "Hour": "hour", "Day": "day", "Week": "week", "Month": "month"}
+
+
+def trigger_for(schedule: Schedule, start_time: str) -> Any:
+    """The v2 trigger of a schedule: its cron as a CronTrigger (v2 takes cron as is), its
+    recurrence as a RecurrenceTrigger. `start_time` (a naive local date-time in the schedule's
+    zone) is used when the definition gives none, so a schedule never fires at creation."""
+    entities = _ml("azure.ai.ml.entities")
+    if schedule.cron is not None:
+        return entities.CronTrigger(
+            expression=schedule.cron,
+            time_zone=schedule.time_zone,
+            start_time=start_time,
+        )
+    rec: Recurrence = effective_recurrence(schedule)
+    pattern = None
+    if rec.hours is not None or rec.minutes is not None or rec.week_days is not None:
+        pattern = entities.RecurrencePattern(
+            hours=list(rec.hours) if rec.hours is not None else [0],
+            minutes=list(rec.minutes) if rec.minutes is not None else [0],
+            week_days=[d.value.lower() for d in rec.week_days] if rec.week_days else None,
+        )
+    return entities.RecurrenceTrigger(
+        frequency=_FREQUENCIES[rec.frequency.value],
+        interval=rec.interval,
+        schedule=pattern,
+        time_zone=rec.time_zone or schedule.time_zone,
+        start_time=rec.start_time or start_time,
+    )
+
+
+def pipeline_job(
+    spec: PipelineSpec, component: str, values: Mapping[str, Any], default_compute: str
+) -> Any:
+    """A pipeline job of a registered pipeline component with some input values."""
+    PipelineJob = _ml("azure.ai.ml.entities").PipelineJob
+
+    inputs = {name: port_value(spec.parameters[name].type, value) for name, value in values.items()}
+    return PipelineJob(
+        component=component,
+        inputs=inputs,
+        experiment_name=spec.experiment,
+        settings={"default_compute": default_compute},
+    )
+
+
+def job_schedule(
+    spec: PipelineSpec,
+    schedule: Schedule,
+    name: str,
+    component: str,
+    enabled: bool,
+    start_time: str,
+) -> Any:
+    """The JobSchedule of one `schedules:` entry: trigger + CreateJob of the pipeline component
+    with the entry's parameter values; paused (`is_enabled=False`) when not enabled."""
+    JobSchedule = _ml("azure.ai.ml.entities").JobSchedule
+
+    return JobSchedule(
+        name=name,
+        trigger=trigger_for(schedule, start_time),
+        create_job=pipeline_job(spec, component, schedule.parameters, spec.compute),
+        description=schedule.description or None,
+        is_enabled=enabled,
+    )
+
+
+def batch_deployment(plan: PipelinePlan, endpoint: str, deployment: str, component: str) -> Any:
+    """The batch deployment of one published version (a pipeline component deployment)."""
+    PipelineComponentBatchDeployment = _ml("azure.ai.ml.entities").PipelineComponentBatchDeployment
+
+    computes = sorted({s.compute for s in plan.steps})
+    return PipelineComponentBatchDeployment(
+        name=deployment,
+        endpoint_name=endpoint,
+        component=component,
+        settings={"default_compute": computes[0], "continue_on_step_failure": "False"},
+        description=plan.description or None,
+        tags={"amlpipe-version": plan.version},
+    )
+
+
+def batch_endpoint(name: str, description: str, default_deployment: str | None = None) -> Any:
+    """A batch endpoint (Azure AD token auth, the only mode batch endpoints have)."""
+    BatchEndpoint = _ml("azure.ai.ml.entities").BatchEndpoint
+
+    return BatchEndpoint(
+        name=name, description=description or None, default_deployment_name=default_deployment
+    )
+
+
+def batch_endpoint_body(endpoint: Any, location: str) -> dict[str, Any]:
+    """The REST body of a batch endpoint (azure-ai-ml's own serialization)."""
+    return dict(endpoint._to_rest_batch_endpoint(location).as_dict())
+
+
+def iso_start(moment: datetime) -> str:
+    """A naive ISO date-time, as v2 triggers take it (the zone is the trigger's time_zone)."""
+    return moment.replace(tzinfo=None, microsecond=0).isoformat()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from infra.definitions.command import DEFAULT_INTERPRETERS, step_command
 from infra.definitions.errors import KeyPath, SpecError
 from infra.definitions.hashing import canonical_json, pipeline_digest, step_digests
 from infra.definitions.loader import LoadedPipeline, _line_of, display_path
@@ -41,7 +42,6 @@ from infra.definitions.model import (
     CommandStep,
     ParameterType,
     ParameterValue,
-    PythonStep,
 )
 from infra.definitions.refs import InvalidReference, resolve_arguments
 
@@ -173,12 +173,9 @@ def _quote_placeholder(kind: str, name: str) -> str:
 
 
 def _entry_point(step: AnyStep) -> list[str]:
-    """The interpreter (or command) of a step, as v1 and the local runner run it."""
-    if isinstance(step, CommandStep):
-        return list(step.command)
-    if isinstance(step, PythonStep):
-        return ["python", step.script]
-    return ["Rscript", step.script]
+    """The interpreter (or command) of a step: the definitions core's rule, spelled as in the
+    training image (`python`, `Rscript`), exactly as v1 runs it."""
+    return step_command(step).argv(DEFAULT_INTERPRETERS)
 
 
 def _port_default(kind: ParameterType, value: ParameterValue) -> str | int | float:

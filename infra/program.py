@@ -47,7 +47,7 @@ def main() -> None:
     definitions = load_pipeline_definitions(
         project_path(settings.pipeline_defs),
         project_root(),
-        [cluster.name for cluster in settings.clusters],
+        settings.cluster_names,
         list(settings.images),
     )
     # Data Factory (opt-in): its setting and the definitions it runs, checked before any resource.
@@ -70,7 +70,7 @@ def main() -> None:
             registry_sku=settings.registry_sku,
             key_vault_purge_protection=settings.key_vault_purge_protection,
             public_network_access=settings.public_network_access,
-            existing_resource_group=settings.resource_group_name,
+            existing_resource_group=settings.existing_group,
         ),
     )
 
@@ -95,6 +95,7 @@ def main() -> None:
         key: TrainingImage(
             f"image-{key}",
             TrainingImageArgs(
+                key=key,
                 image=image,
                 repo_root=project_root(),
                 registry_login_server=workspace.registry_login_server,
@@ -114,7 +115,7 @@ def main() -> None:
             resource_group=workspace.resource_group_name,
             workspace_name=workspace.workspace_name,
             image_refs=image_refs,
-            cluster_names=frozenset(cluster.name for cluster in settings.clusters),
+            cluster_names=frozenset(settings.cluster_names),
             schedules_enabled=settings.schedules_enabled,
             version_retention=settings.version_retention,
             cluster_identities={

@@ -1,58 +1,129 @@
-"""Stack settings: the `azureml-pipelines:*` config read once into a frozen, typed object.
+"""Stack settings: the `azureml-pipelines:*` config, one pydantic model for program and provider.
 
-Defaults live in one place only, the `config:` block of `Pulumi.yaml` (the Pulumi CLI applies them);
-`Pulumi.<stack>.yaml` holds what a stack changes. This module checks the merged values and reports
-every bad key at once, each with the key, what was found and what is allowed, e.g.
-``azureml-pipelines:registrySku: 'Cheap' is not allowed; allowed values: Basic, Standard, Premium``.
+Defaults live in one place only, the `config:` block of `Pulumi.yaml` (the Pulumi CLI applies them;
+:func:`provider_settings` applies them the same way for the provider host): every top-level field
+below is required, and a test checks the model and `Pulumi.yaml` declare the same keys and types.
+`Pulumi.<stack>.yaml` holds what a stack changes. Problems are reported all at once, each located
+by its config key the way users write it, e.g.
+``azureml-pipelines:clusters[0].maxNodes: 0 is too small; allowed values: integers >= 1``.
 
-:func:`parse_settings` is pure (a mapping of raw config strings in, settings out) so it is unit
-tested without Pulumi; :func:`read_settings` feeds it from the running Pulumi program's config.
+Values Azure would reject later (in the middle of a deployment) are rejected here, before any
+resource: cluster names, a workspace closed to the public network the deploy itself needs, tags
+beyond what a storage account takes, stack names that collide with another stack's resources.
+
+:func:`parse_settings` is pure (raw config strings in, settings out) so it is unit tested without
+Pulumi; :func:`read_settings` feeds it from the running program, :func:`provider_settings` from
+the config the dynamic provider receives in `configure()`.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
+
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WrapSerializer,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from infra.definitions.errors import format_key_path
 
 NAMESPACE = "azureml-pipelines"
 
-# Every key of the agreed config, in the order Pulumi.yaml declares them. A test checks that
-# Pulumi.yaml declares exactly these, so the two cannot drift apart.
-KEYS: tuple[str, ...] = (
-    "location",
-    "namePrefix",
-    "resourceGroupName",
-    "clusters",
-    "registrySku",
-    "keyVaultPurgeProtection",
-    "publicNetworkAccess",
-    "tags",
-    "images",
-    "pipelineDefs",
-    "schedulesEnabled",
-    "versionRetention",
-    "backend",
-    "localStorePath",
-    # Parsed by infra.data_factory_settings (its own model; off unless a factory is named).
-    "dataFactory",
-)
+# Azure takes at most 15 tags on a storage account (50 elsewhere), tag names of at most 128
+# characters there (512 elsewhere) and values of at most 256; names may not hold these characters.
+# Every resource gets the same tags, so the strictest resource sets the limits.
+MAX_TAGS = 15
+MAX_TAG_NAME = 128
+MAX_TAG_VALUE = 256
+_TAG_NAME_FORBIDDEN = set("<>%&\\?/")
+# Tags the program sets itself on every resource (compared case-insensitively, as Azure does).
+STANDARD_TAGS = ("project", "stack", "managed-by")
+
+
+def _rule(pattern: str, allowed: str) -> AfterValidator:
+    """A string rule whose failure says what is allowed (pydantic would print the regex)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "rule",
+                "{value} is not allowed; allowed values: {allowed}",
+                {"value": repr(value), "allowed": allowed},
+            )
+        return value
+
+    return AfterValidator(check)
+
 
 # The prefix goes into every derived resource name, so it must be safe for the strictest rule
 # (storage accounts: lowercase letters and digits) once hyphens are dropped.
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
-# AmlCompute names: letters, digits and '-', starting with a letter. Azure also rejects a name
-# ending in '-<digits>', and older API versions cap clusters at 16 characters, so we do too.
-_CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,15}$")
-_CLUSTER_RULE = "2-16 letters, digits or '-', starting with a letter"
-_IMAGE_KEY = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-_VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
+NamePrefix = Annotated[
+    str,
+    _rule(
+        r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?",
+        "1-32 lowercase letters, digits or '-', starting with a letter and ending with a letter "
+        "or digit",
+    ),
+]
+# AmlCompute names: 2-16 letters, digits and '-', starting with a letter and ending with a letter
+# or digit; Azure ML also refuses a name ending in '-<digits>' ("Numbers cannot be the ending of
+# the name if the previous character is a minus symbol").
+ClusterName = Annotated[
+    str,
+    _rule(
+        r"[A-Za-z](?![A-Za-z0-9-]*-[0-9]+$)[A-Za-z0-9-]{0,14}[A-Za-z0-9]",
+        "2-16 letters, digits or '-', starting with a letter, ending with a letter or digit, "
+        "not ending in '-<digits>'",
+    ),
+]
+ImageKey = Annotated[
+    str, _rule(r"[a-z][a-z0-9-]{0,40}", "lowercase letters, digits and '-', starting with a letter")
+]
+VmSize = Annotated[str, _rule(r"[A-Za-z][A-Za-z0-9_]+", "an Azure VM size such as Standard_DS3_v2")]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
-E = TypeVar("E", bound=StrEnum)
+
+# Read-only mappings (settings are frozen all the way down), serialized as plain objects.
+_Frozen = (
+    AfterValidator(MappingProxyType),
+    WrapSerializer(lambda value, handler: handler(dict(value))),
+)
+
+
+def _tag_name(name: str) -> str:
+    if name.lower() in STANDARD_TAGS:
+        raise PydanticCustomError(
+            "rule", "{name} is set by the program itself; choose another name", {"name": repr(name)}
+        )
+    if not 1 <= len(name) <= MAX_TAG_NAME or _TAG_NAME_FORBIDDEN & set(name):
+        raise PydanticCustomError(
+            "rule",
+            "{name} is not allowed; allowed values: 1-{limit} characters without < > % & \\ ? /",
+            {"name": repr(name), "limit": MAX_TAG_NAME},
+        )
+    return name
+
+
+TagName = Annotated[str, AfterValidator(_tag_name)]
+TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
 
 
 class Priority(StrEnum):
@@ -84,52 +155,132 @@ class Backend(StrEnum):
     LOCAL = "local"
 
 
-@dataclass(frozen=True)
-class ClusterSettings:
-    """One AmlCompute cluster (an item of `clusters`)."""
+class _Model(BaseModel):
+    """Frozen, closed (unknown fields are errors), camelCase config names, snake_case attributes."""
 
-    name: str
-    vm_size: str
-    priority: Priority
-    max_nodes: int
-    min_nodes: int = 0
-    idle_seconds_before_scaledown: int = 1800
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
 
 
-@dataclass(frozen=True)
-class ImageSettings:
-    """One Docker image built from a context folder (an entry of `images`)."""
+class ClusterSettings(_Model):
+    """One AmlCompute cluster (an item of `clusters`).
 
-    key: str
-    context: str
-    dockerfile: str = "Dockerfile"
-    build_args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    Defaults of item fields cannot live in `Pulumi.yaml` (Pulumi has no per-item defaults); the
+    key's description there states them and a test checks they agree with these."""
+
+    name: ClusterName
+    vm_size: VmSize
+    priority: Priority = Priority.DEDICATED
+    max_nodes: Annotated[int, Field(ge=1)]
+    min_nodes: Annotated[int, Field(ge=0)] = 0
+    idle_seconds_before_scaledown: Annotated[int, Field(ge=60)] = 1800
+
+    @field_validator("min_nodes")
+    @classmethod
+    def _not_above_max(cls, value: int, info: ValidationInfo) -> int:
+        maximum = info.data.get("max_nodes")
+        if maximum is not None and value > maximum:
+            raise PydanticCustomError(
+                "range",
+                "{value} is above maxNodes {maximum}; allowed values: 0..{maximum}",
+                {"value": value, "maximum": maximum},
+            )
+        return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the program, and the pipeline resources it will create, take from config.
+class ImageSettings(_Model):
+    """One Docker image built from a context folder (a value of `images`, keyed by image key)."""
+
+    context: NonEmpty
+    dockerfile: NonEmpty = "Dockerfile"
+    build_args: Annotated[Mapping[str, str], *_Frozen] = Field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+class BackendSettings(_Model):
+    """The part of the settings the dynamic provider needs (where pipelines are published)."""
+
+    backend: Backend
+    local_store_path: NonEmpty
+
+
+class Settings(BackendSettings):
+    """Everything the program, and the pipeline resources it creates, take from config.
 
     Paths (`pipeline_defs`, `local_store_path`, each image's `context`) are relative to the
     project root (the folder of Pulumi.yaml, :mod:`infra.paths`), not to the working directory.
     """
 
     project: str
+    """Pulumi project name (not a config key)."""
     stack: str
-    location: str
-    name_prefix: str
-    resource_group_name: str | None
-    clusters: tuple[ClusterSettings, ...]
+    """Pulumi stack name (not a config key)."""
+    location: NonEmpty
+    name_prefix: NamePrefix
+    resource_group_name: str
+    """Existing resource group to deploy into; empty creates one (see :attr:`existing_group`)."""
+    clusters: Annotated[tuple[ClusterSettings, ...], Field(min_length=1)]
     registry_sku: RegistrySku
     key_vault_purge_protection: bool
     public_network_access: NetworkAccess
-    tags: Mapping[str, str]
-    images: Mapping[str, ImageSettings]
-    pipeline_defs: str
+    tags: Annotated[Mapping[TagName, TagValue], *_Frozen]
+    images: Annotated[Mapping[ImageKey, ImageSettings], *_Frozen]
+    pipeline_defs: NonEmpty
     schedules_enabled: bool
-    version_retention: int
-    backend: Backend
-    local_store_path: str
+    version_retention: Annotated[int, Field(ge=1)]
+
+    @field_validator("clusters")
+    @classmethod
+    def _unique_names(cls, clusters: tuple[ClusterSettings, ...]) -> tuple[ClusterSettings, ...]:
+        # Azure compute names are case-insensitive within a workspace.
+        names = [c.name.lower() for c in clusters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise PydanticCustomError(
+                "unique",
+                "cluster name {names} used twice; names must be unique (case-insensitive)",
+                {"names": ", ".join(repr(n) for n in twice)},
+            )
+        return clusters
+
+    @field_validator("public_network_access")
+    @classmethod
+    def _reachable(cls, value: NetworkAccess) -> NetworkAccess:
+        # The program creates no private endpoints or VNet: a closed workspace could not be
+        # reached by the deploy itself (publishing pipelines) nor by users' studio sessions.
+        if value is NetworkAccess.DISABLED:
+            raise PydanticCustomError(
+                "unreachable",
+                "Disabled is not supported: this program creates no private endpoint, so the "
+                "deploy itself (publishing pipelines) could not reach the workspace; "
+                "allowed values: Enabled",
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_count(cls, tags: Mapping[str, str]) -> Mapping[str, str]:
+        total = len(tags) + len(STANDARD_TAGS)
+        if total > MAX_TAGS:
+            raise PydanticCustomError(
+                "tags",
+                "{count} tags plus the {standard} the program sets make {total}; storage accounts "
+                "take at most {limit}",
+                {
+                    "count": len(tags),
+                    "standard": len(STANDARD_TAGS),
+                    "total": total,
+                    "limit": MAX_TAGS,
+                },
+            )
+        return tags
+
+    @property
+    def existing_group(self) -> str | None:
+        """The configured existing resource group, or None to create one."""
+        return self.resource_group_name or None
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
@@ -138,13 +289,30 @@ class Settings:
 
     def resource_tags(self) -> dict[str, str]:
         """Tags for every taggable resource: the configured ones plus project, stack and managed-by
-        (those three always win, so resources can be traced back to this stack)."""
-        return {
-            **self.tags,
-            "project": self.project,
-            "stack": self.stack,
-            "managed-by": "pulumi",
-        }
+        (configured tags cannot use those names, so resources can be traced back to this stack)."""
+        return {**self.tags, "project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+
+_CONTEXT_FIELDS = ("project", "stack")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _config_keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(
+        f.alias or name
+        for name, f in model.model_fields.items()
+        if (f.alias or name) not in _CONTEXT_FIELDS
+    )
+
+
+MODEL_KEYS: tuple[str, ...] = _config_keys(Settings)
+"""The config keys of the :class:`Settings` model."""
+# Keys with their own model elsewhere: `dataFactory` (infra.data_factory_settings, which imports
+# this module, so it cannot be a field here without an import cycle).
+OTHER_KEYS: tuple[str, ...] = ("dataFactory",)
+KEYS: tuple[str, ...] = MODEL_KEYS + OTHER_KEYS
+"""Every config key the program reads (a test checks `Pulumi.yaml` declares exactly these)."""
+BACKEND_KEYS: tuple[str, ...] = _config_keys(BackendSettings)
 
 
 class SettingsError(ValueError):
@@ -156,246 +324,216 @@ class SettingsError(ValueError):
         super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{listing}")
 
 
-class _Reader:
-    """Collects problems while converting raw config strings, so all are reported at once."""
+def _field_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> FieldInfo | None:
+    """The field a validation error location points at (walking nested models by alias)."""
+    field: FieldInfo | None = None
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        by_alias = {(f.alias or n): f for n, f in current.model_fields.items()}
+        if part not in by_alias:
+            continue  # a mapping key (an image key, a tag name)
+        field = by_alias[part]
+        current = _nested_model(field.annotation)
+    return field
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
-        self.raw = raw
-        self.problems: list[str] = []
 
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{NAMESPACE}:{key}: {message}")
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _nested_model(arg)) is not None:
+            return found
+    return None
 
-    def text(self, key: str, *, required: bool = True) -> str:
-        value = self.raw.get(key)
-        if value is None or (required and value.strip() == ""):
-            if required:
-                self.fail(
-                    key, f"missing; set it with `pulumi config set {NAMESPACE}:{key} <value>`"
-                )
+
+def _bound(field: FieldInfo | None) -> str:
+    for meta in field.metadata if field else ():
+        if isinstance(meta, annotated_types.Ge):
+            return f"integers >= {meta.ge}"
+    return "integers"
+
+
+def _message(model: type[BaseModel], error: ErrorDetails) -> str:
+    """A pydantic error as a user reads it: what was found and what is allowed."""
+    kind, found, loc = error["type"], error.get("input"), tuple(error["loc"])
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        if len(loc) == 1:
+            return f"missing; set it with `pulumi config set {NAMESPACE}:{loc[0]} <value>`"
+        return "missing (required field)"
+    if kind == "extra_forbidden":
+        parent = _field_at(model, loc[:-1]) if len(loc) > 1 else None
+        owner = _nested_model(parent.annotation) if parent else model
+        fields = sorted((f.alias or n) for n, f in (owner or model).model_fields.items())
+        return f"unknown field; allowed fields: {', '.join(fields)}"
+    if kind == "enum":
+        values = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return f"{found!r} is not allowed; allowed values: {values}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{found!r} is not a boolean; allowed values: true, false"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{found!r} is not an integer; allowed values: {_bound(_field_at(model, loc))}"
+    if kind == "greater_than_equal":
+        return f"{found!r} is too small; allowed values: integers >= {ctx['ge']}"
+    if kind == "too_short" and loc == ("clusters",):
+        if found:  # pydantic counts only the valid items; the invalid ones are reported already
             return ""
-        return value.strip()
+        return "empty; at least one cluster is needed to run pipelines"
+    if kind in ("string_too_short",) and found == "":
+        return "empty; a value is needed"
+    if kind in ("rule", "range", "unique", "unreachable", "tags"):
+        return error["msg"]
+    shown = repr(found) if len(repr(found)) <= 60 else repr(found)[:57] + "..."
+    return f"{error['msg'][0].lower()}{error['msg'][1:]} (found {shown})"
 
-    def enum(self, key: str, kind: type[E], default: E) -> E:
-        value = self.text(key)
+
+def _located(model: type[BaseModel], error: ErrorDetails) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" or loc[-1:] == ("[key]",):
+        loc = tuple(p for p in loc if p != "[key]")
+    return f"{NAMESPACE}:{format_key_path(loc)}: {_message(model, error)}"
+
+
+def _decoded(
+    model: type[BaseModel], raw: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Raw config strings as values: Pulumi passes objects, lists, numbers and booleans as
+    JSON text. Text that is not JSON stays a string, so the model reports it with its type.
+    Also returns the problems of keys that could not be decoded at all, by key."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for key in _config_keys(model):
+        if key not in raw:
+            continue
+        text = raw[key]
+        # Annotated[str, ...] fields report plain `str` as their annotation.
+        annotation = model.model_fields[_attribute(model, key)].annotation
+        if annotation is str or _is_str_enum(annotation):
+            values[key] = text
+            continue
         try:
-            return kind(value)
-        except ValueError:
-            if value:
-                allowed = ", ".join(m.value for m in kind)
-                self.fail(key, f"{value!r} is not allowed; allowed values: {allowed}")
-            return default
-
-    def boolean(self, key: str) -> bool:
-        value = self.text(key)
-        if value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if value:
-            self.fail(key, f"{value!r} is not a boolean; allowed values: true, false")
-        return False
-
-    def integer(self, key: str, minimum: int) -> int:
-        value = self.text(key)
-        try:
-            number = int(value)
-        except ValueError:
-            if value:
-                self.fail(
-                    key, f"{value!r} is not an integer; allowed values: integers >= {minimum}"
-                )
-            return minimum
-        if number < minimum:
-            self.fail(key, f"{number} is too small; allowed values: integers >= {minimum}")
-        return number
-
-    def json(self, key: str, expected: type, shape: str) -> Any:
-        """A structured value (Pulumi passes objects and lists as JSON text)."""
-        value = self.text(key)
-        if not value:
-            return expected()
-        try:
-            parsed = json.loads(value)
+            values[key] = json.loads(text)
         except json.JSONDecodeError as exc:
-            self.fail(key, f"not valid JSON ({exc.msg}); expected {shape}")
-            return expected()
-        if not isinstance(parsed, expected):
-            self.fail(key, f"expected {shape}, found {type(parsed).__name__}")
-            return expected()
-        return parsed
+            if text.lstrip()[:1] in ("{", "["):
+                problems[key] = f"{NAMESPACE}:{key}: not valid JSON ({exc.msg})"
+            else:
+                values[key] = text
+    return values, problems
 
 
-def _field(
-    reader: _Reader,
-    key: str,
-    item: Mapping[str, Any],
-    name: str,
-    check: Callable[[Any], bool],
-    allowed: str,
-    default: Any = None,
-) -> Any:
-    """One field of a structured config item, checked; a problem names `key` and the field."""
-    if name not in item:
-        if default is None:
-            reader.fail(key, f"{name}: missing; allowed values: {allowed}")
-        return default
-    value = item[name]
-    if not check(value):
-        reader.fail(key, f"{name}: {value!r} is not allowed; allowed values: {allowed}")
-        return default
-    return value
+def _attribute(model: type[BaseModel], key: str) -> str:
+    (name,) = [n for n, f in model.model_fields.items() if (f.alias or n) == key]
+    return name
 
 
-def _is_int(minimum: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+def _is_str_enum(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, StrEnum)
 
 
-def _is_str(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None
+def _validate(
+    model: type[M], raw: Mapping[str, str], context: Mapping[str, str]
+) -> tuple[M | None, list[str]]:
+    values, undecoded = _decoded(model, raw)
+    problems = list(undecoded.values())
+    try:
+        # Strict JSON validation: a quoted "4" in a list item is not silently read as the number
+        # 4, nor 1.5 as 1; enums still take their values as JSON text carries them.
+        document = json.dumps({**values, **context})
+        return model.model_validate_json(document, strict=True), problems
+    except ValidationError as exc:
+        # A key that was not JSON is reported once, not again as missing.
+        errors = [e for e in exc.errors() if e["loc"][0] not in undecoded]
+        located = [_located(model, e) for e in errors if _message(model, e)]
+        return None, problems + located
 
 
-_CLUSTER_FIELDS = {
-    "name",
-    "vmSize",
-    "priority",
-    "minNodes",
-    "maxNodes",
-    "idleSecondsBeforeScaledown",
-}
+def _unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[str]:
+    """A key the settings do not read is a typo or a leftover: silently ignoring it would deploy
+    something other than what the stack file says."""
+    known = list(known)
+    problems = []
+    for key in sorted(set(raw) - set(known)):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
+        problems.append(f"{NAMESPACE}:{key}: unknown key; {hint}")
+    return problems
 
 
-def _cluster(reader: _Reader, index: int, item: Any) -> ClusterSettings | None:
-    """One item of `clusters`, e.g. {"name": "cpu", "vmSize": "Standard_DS3_v2", ...}."""
-    key = f"clusters[{index}]"
-    if not isinstance(item, dict):
-        reader.fail(key, f"expected an object, found {type(item).__name__}")
-        return None
-    for unknown in sorted(set(item) - _CLUSTER_FIELDS):
-        reader.fail(
-            key, f"{unknown}: unknown field; allowed fields: {', '.join(sorted(_CLUSTER_FIELDS))}"
-        )
-    name = _field(reader, key, item, "name", _is_str(_CLUSTER_NAME), _CLUSTER_RULE)
-    if isinstance(name, str) and re.search(r"-\d+$", name):
-        reader.fail(key, f"name: {name!r} may not end in '-<digits>' (Azure ML rejects it)")
-    vm_size = _field(
-        reader, key, item, "vmSize", _is_str(_VM_SIZE), "an Azure VM size such as Standard_DS3_v2"
-    )
-    priorities = ", ".join(p.value for p in Priority)
-    priority = _field(
-        reader, key, item, "priority", lambda v: v in set(Priority), priorities, Priority.DEDICATED
-    )
-    min_nodes = _field(reader, key, item, "minNodes", _is_int(0), "integers >= 0", 0)
-    max_nodes = _field(reader, key, item, "maxNodes", _is_int(1), "integers >= 1")
-    idle = _field(
-        reader, key, item, "idleSecondsBeforeScaledown", _is_int(60), "integers >= 60", 1800
-    )
-    if isinstance(max_nodes, int) and isinstance(min_nodes, int) and min_nodes > max_nodes:
-        reader.fail(
-            key,
-            f"minNodes: {min_nodes} is above maxNodes {max_nodes}; allowed values: 0..{max_nodes}",
-        )
-    if name is None or vm_size is None or max_nodes is None:
-        return None
-    return ClusterSettings(name, vm_size, Priority(priority), max_nodes, min_nodes, idle)
+def stack_slug(stack: str) -> str:
+    """What resource names make of a stack name (see infra.naming): two stacks with the same slug
+    would deploy onto the same resource group, workspace and log names."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", stack.lower())).strip("-")
 
 
-def _clusters(reader: _Reader) -> tuple[ClusterSettings, ...]:
-    items = reader.json("clusters", list, "a list of {name, vmSize, priority, maxNodes, ...}")
-    clusters = [c for i, item in enumerate(items) if (c := _cluster(reader, i, item)) is not None]
-    if reader.raw.get("clusters", "").strip() == "[]":
-        reader.fail("clusters", "empty; at least one cluster is needed to run pipelines")
-    names = [c.name.lower() for c in clusters]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        reader.fail("clusters", f"cluster name {name!r} is used twice; names must be unique")
-    return tuple(clusters)
+def _stack_problems(stack: str, other_stacks: Iterable[str]) -> list[str]:
+    slug = stack_slug(stack)
+    return [
+        f"stack {stack!r}: maps to the same resource names as stack {other!r} "
+        f"(Pulumi.{other}.yaml); rename one of them"
+        for other in sorted(set(other_stacks) - {stack})
+        if stack_slug(other) == slug
+    ]
 
 
-def _images(reader: _Reader) -> dict[str, ImageSettings]:
-    items = reader.json("images", dict, 'an object such as {"training": {"context": "docker"}}')
-    images: dict[str, ImageSettings] = {}
-    allowed_fields = {"context", "dockerfile", "buildArgs"}
-    for image_key, item in items.items():
-        key = f"images.{image_key}"
-        if not _IMAGE_KEY.fullmatch(image_key):
-            reader.fail(
-                key, "image keys are lowercase letters, digits and '-', starting with a letter"
-            )
-            continue
-        if not isinstance(item, dict):
-            reader.fail(key, f"expected an object with {', '.join(sorted(allowed_fields))}")
-            continue
-        for unknown in sorted(set(item) - allowed_fields):
-            reader.fail(
-                key,
-                f"{unknown}: unknown field; allowed fields: {', '.join(sorted(allowed_fields))}",
-            )
-        nonempty = _is_str(re.compile(r".+"))
-        context = _field(
-            reader, key, item, "context", nonempty, "a folder relative to the repository"
-        )
-        dockerfile = _field(reader, key, item, "dockerfile", nonempty, "a file name", "Dockerfile")
-        build_args = item.get("buildArgs", {})
-        if not (
-            isinstance(build_args, dict) and all(isinstance(v, str) for v in build_args.values())
-        ):
-            reader.fail(key, "buildArgs: expected an object of string values")
-            build_args = {}
-        if context is not None:
-            images[image_key] = ImageSettings(
-                image_key, context, dockerfile, MappingProxyType(dict(build_args))
-            )
-    return images
+def parse_settings(
+    raw: Mapping[str, str], project: str, stack: str, other_stacks: Iterable[str] = ()
+) -> Settings:
+    """Settings from raw config strings (key without namespace -> value as Pulumi passes it).
 
-
-def _tags(reader: _Reader) -> dict[str, str]:
-    tags = reader.json("tags", dict, "an object of string values")
-    bad = sorted(k for k, v in tags.items() if not isinstance(v, str))
-    if bad:
-        reader.fail("tags", f"values must be strings (not for {', '.join(bad)})")
-    return {k: v for k, v in tags.items() if isinstance(v, str)}
-
-
-def parse_settings(raw: Mapping[str, str], project: str, stack: str) -> Settings:
-    """Settings from raw config strings (key without namespace -> value as Pulumi stores it).
-
-    Raises :class:`SettingsError` listing every missing or invalid key.
+    `other_stacks` are the project's other stack names (from its stack files): a stack whose
+    resource names would collide with one of them is refused. Raises :class:`SettingsError`
+    listing every missing or invalid key.
     """
-    reader = _Reader(raw)
-    prefix = reader.text("namePrefix")
-    if prefix and not _PREFIX.fullmatch(prefix):
-        reader.fail(
-            "namePrefix",
-            f"{prefix!r} is not allowed; allowed values: 1-32 lowercase letters, digits or '-', "
-            "starting with a letter and ending with a letter or digit",
-        )
-    settings = Settings(
-        project=project,
-        stack=stack,
-        location=reader.text("location"),
-        name_prefix=prefix,
-        resource_group_name=reader.text("resourceGroupName", required=False) or None,
-        clusters=_clusters(reader),
-        registry_sku=reader.enum("registrySku", RegistrySku, RegistrySku.BASIC),
-        key_vault_purge_protection=reader.boolean("keyVaultPurgeProtection"),
-        public_network_access=reader.enum(
-            "publicNetworkAccess", NetworkAccess, NetworkAccess.ENABLED
-        ),
-        tags=MappingProxyType(_tags(reader)),
-        images=MappingProxyType(_images(reader)),
-        pipeline_defs=reader.text("pipelineDefs"),
-        schedules_enabled=reader.boolean("schedulesEnabled"),
-        version_retention=reader.integer("versionRetention", minimum=1),
-        backend=reader.enum("backend", Backend, Backend.AZUREML),
-        local_store_path=reader.text("localStorePath"),
-    )
-    if reader.problems:
-        raise SettingsError(reader.problems)
+    settings, problems = _validate(Settings, raw, {"project": project, "stack": stack})
+    problems += _unknown_keys(raw, KEYS)  # keys of OTHER_KEYS are checked by their own model
+    problems += _stack_problems(stack, other_stacks)
+    if problems or settings is None:
+        raise SettingsError(problems)
     return settings
 
 
 def read_settings() -> Settings:
-    """Settings of the running Pulumi program (its stack config, project defaults applied)."""
-    import pulumi  # Imported here so parse_settings stays usable without the Pulumi SDK loaded.
+    """Settings of the running Pulumi program (its stack config, project defaults applied); the
+    project's stack files name its other stacks."""
+    # Imported here so parse_settings stays usable without the Pulumi SDK loaded.
+    import pulumi
+    from pulumi.runtime.config import CONFIG, get_config_env
 
+    from infra.paths import project_root
+    from infra.stack_files import stack_files, stack_name
+
+    prefix = f"{NAMESPACE}:"
+    # Every key of the namespace (not only the known ones), so a misspelt key is reported.
+    present = {k[len(prefix) :] for k in {*CONFIG.get(), *get_config_env()} if k.startswith(prefix)}
     config = pulumi.Config(NAMESPACE)
-    raw = {key: value for key in KEYS if (value := config.get(key)) is not None}
-    return parse_settings(raw, project=pulumi.get_project(), stack=pulumi.get_stack())
+    raw = {key: value for key in {*KEYS, *present} if (value := config.get(key)) is not None}
+    others = [stack_name(path) for path in stack_files(project_root())]
+    return parse_settings(raw, pulumi.get_project(), pulumi.get_stack(), others)
+
+
+def provider_settings(config: Mapping[str, str], root: Path | None = None) -> BackendSettings:
+    """The provider's part of the settings from the config a dynamic provider's `configure()`
+    receives (`namespace:key` -> raw value). Keys it lacks take their `Pulumi.yaml` default from
+    the project at `root` (default: :func:`infra.paths.project_root`), as the CLI does for the
+    program. Raises :class:`SettingsError`."""
+    from infra.paths import project_root
+    from infra.stack_files import declared_keys, raw_value
+
+    root = root or project_root()
+    raw = {
+        key: raw_value(decl["default"])
+        for key, decl in declared_keys(root).items()
+        if key in BACKEND_KEYS and "default" in decl
+    }
+    prefix = f"{NAMESPACE}:"
+    raw |= {
+        key: value
+        for full, value in config.items()
+        if full.startswith(prefix) and (key := full[len(prefix) :]) in BACKEND_KEYS
+    }
+    settings, problems = _validate(BackendSettings, raw, {})
+    if problems or settings is None:
+        raise SettingsError(problems)
+    return settings

@@ -111,10 +111,10 @@ class ComputeCluster(pulumi.ComponentResource):
         self.identity_client_id = identity.client_id
         self.register_outputs(
             {
-                "compute_name": self.compute_name,
-                "identity_id": self.identity_id,
-                "identity_principal_id": self.identity_principal_id,
-                "identity_client_id": self.identity_client_id,
+                "computeName": self.compute_name,
+                "identityId": self.identity_id,
+                "identityPrincipalId": self.identity_principal_id,
+                "identityClientId": self.identity_client_id,
             }
         )
 

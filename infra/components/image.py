@@ -8,8 +8,9 @@ Registry authentication: the registry's admin user is off and no credentials pas
 resource (they would land in the Pulumi state). The push uses the Docker credentials of the
 machine running `pulumi up`: `az acr login --name <registry>` exchanges the caller's Azure AD
 identity (a developer's `az login`, or CI's OIDC federated identity, which needs AcrPush on the
-registry) for a short-lived ACR token stored in the Docker config, which BuildKit reads. See
-docs/deploy.md for the CI sequence on a new stack (the registry must exist before the login).
+registry) for a short-lived ACR token stored in the Docker config, which BuildKit reads. The
+README's "Registry login" section gives the sequence on a new stack (the registry must exist
+before the login).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ class ImageContextError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingImageArgs:
-    """An image's settings, the repository root its context is relative to, and the registry."""
+    """An image's key and settings, the repository root its context is relative to, and the
+    registry."""
 
+    key: str
+    """The image key in config (`images.<key>`): the repository name in the registry."""
     image: ImageSettings
     repo_root: Path
     registry_login_server: pulumi.Input[str]
@@ -73,7 +77,7 @@ class TrainingImage(pulumi.ComponentResource):
         super().__init__("azureml-pipelines:image:TrainingImage", name, None, opts)
         _check_context(args)
         build_args = dict(args.image.build_args)
-        self.repository = args.image.key
+        self.repository = args.key
         self.tag = build_context_tag(args.context_dir, build_args)
         image = docker_build.Image(
             f"{name}-image",
@@ -97,7 +101,7 @@ class TrainingImage(pulumi.ComponentResource):
 
 def _check_context(args: TrainingImageArgs) -> None:
     """Fail at program start, naming the config key, rather than in the middle of a deployment."""
-    key = f"azureml-pipelines:images.{args.image.key}"
+    key = f"azureml-pipelines:images.{args.key}"
     if not args.context_dir.is_dir():
         raise ImageContextError(f"{key}.context: build context {args.context_dir} is not a folder")
     if not args.dockerfile.is_file():

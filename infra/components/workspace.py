@@ -108,12 +108,13 @@ class Workspace(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
-                "resource_group_name": self.resource_group_name,
-                "workspace_name": self.workspace_name,
-                "workspace_id": self.workspace_id,
-                "registry_id": self.registry_id,
-                "registry_login_server": self.registry_login_server,
-                "studio_url": self.studio_url,
+                "resourceGroupName": self.resource_group_name,
+                "workspaceName": self.workspace_name,
+                "workspaceId": self.workspace_id,
+                "registryId": self.registry_id,
+                "registryName": self.registry_name,
+                "registryLoginServer": self.registry_login_server,
+                "studioUrl": self.studio_url,
             }
         )
 

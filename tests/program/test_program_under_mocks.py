@@ -146,6 +146,16 @@ def test_a_bad_stack_value_stops_the_program_with_the_key_named(tmp_path: Path) 
     ) in done.stderr
 
 
+def test_a_misspelt_key_in_a_stack_file_stops_the_program(tmp_path: Path) -> None:
+    typo = tmp_path / "Pulumi.typo.yaml"
+    typo.write_text("config:\n  azureml-pipelines:schedulesEnabld: false\n", encoding="utf-8")
+    done = run_harness(typo)
+    assert done.returncode != 0
+    assert (
+        "azureml-pipelines:schedulesEnabld: unknown key; did you mean schedulesEnabled?"
+    ) in done.stderr
+
+
 def test_program_calls_only_the_client_config_invoke(run: Run) -> None:
     assert run.calls == ["azure-native:authorization:getClientConfig"]
 

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from pulumi_config import PROJECT_FILE, declared_keys, project_name, raw_value, stack_config
+from pulumi_config import (
+    PROJECT_FILE,
+    REPO_ROOT,
+    declared_keys,
+    project_name,
+    raw_value,
+    stack_config,
+)
+from pydantic import ValidationError
 
 from infra.settings import (
     KEYS,
+    MODEL_KEYS,
     NAMESPACE,
     Backend,
+    BackendSettings,
+    ClusterSettings,
+    ImageSettings,
     Priority,
     RegistrySku,
+    Settings,
     SettingsError,
     parse_settings,
+    provider_settings,
 )
 
 
@@ -38,7 +53,7 @@ def with_value(key: str, value: object) -> dict[str, str]:
 
 def test_pulumi_yaml_declares_exactly_the_keys_settings_reads() -> None:
     assert project_name() == NAMESPACE
-    assert list(declared_keys()) == list(KEYS), f"{PROJECT_FILE} and infra/settings.KEYS differ"
+    assert set(declared_keys()) == set(KEYS), f"{PROJECT_FILE} and the Settings model differ"
 
 
 def test_every_declared_key_has_a_description_and_a_default() -> None:
@@ -47,13 +62,82 @@ def test_every_declared_key_has_a_description_and_a_default() -> None:
         assert "default" in decl, f"{key} has no default"
 
 
+def test_defaults_live_only_in_pulumi_yaml_the_model_has_none() -> None:
+    fields = {(f.alias or n): f for n, f in Settings.model_fields.items()}
+    with_default = sorted(key for key in MODEL_KEYS if not fields[key].is_required())
+    assert with_default == [], f"defaults repeated in infra/settings.py: {with_default}"
+
+
+_DECLARED_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "object": (dict,),
+    "array": (tuple, list),
+}
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_declared_type_and_default_agree_with_the_model(key: str) -> None:
+    decl = declared_keys()[key]
+    settings = parse_settings(defaults(), project="azureml-pipelines", stack="staging")
+    attribute = next(n for n, f in Settings.model_fields.items() if (f.alias or n) == key)
+    parsed = getattr(settings, attribute)
+    dumped = settings.model_dump(mode="json", by_alias=True)[key]
+    if "type" in decl:
+        assert isinstance(decl["default"], _DECLARED_TYPES[decl["type"]])
+        assert isinstance(dumped, _DECLARED_TYPES[decl["type"]]), (key, decl["type"], parsed)
+    # The model reads the default back as written: nothing reinterpreted on the way.
+    assert json.loads(json.dumps(dumped)) == json.loads(json.dumps(decl["default"]))
+
+
+@pytest.mark.parametrize(("key", "model"), [("clusters", ClusterSettings), ("images", None)])
+def test_item_defaults_in_the_model_are_the_ones_pulumi_yaml_spells_out(
+    key: str, model: type | None
+) -> None:
+    # Pulumi has no per-item defaults, so item fields keep theirs in the model; the project
+    # default items spell every one out, and they must be the model's.
+    items = declared_keys()[key]["default"]
+    items = items if isinstance(items, list) else list(items.values())
+    item_model = model or ImageSettings
+    for item in items:
+        for name, field in item_model.model_fields.items():
+            if not field.is_required():
+                alias = field.alias or name
+                assert alias in item, f"{key} default item does not spell out {alias}"
+                default = field.get_default(call_default_factory=True)
+                assert item[alias] == (dict(default) if isinstance(default, Mapping) else default)
+
+
+def test_provider_reads_the_same_model_with_pulumi_yaml_defaults_for_missing_keys() -> None:
+    settings = provider_settings({f"{NAMESPACE}:backend": "local"}, REPO_ROOT)
+    assert settings.backend is Backend.LOCAL
+    assert settings.local_store_path == declared_keys()["localStorePath"]["default"]
+    full = parse_settings(defaults(), project="azureml-pipelines", stack="staging")
+    assert isinstance(full, BackendSettings)
+    assert provider_settings({}, REPO_ROOT) == BackendSettings(
+        backend=full.backend, local_store_path=full.local_store_path
+    )
+
+
+def test_provider_settings_name_the_bad_key() -> None:
+    with pytest.raises(SettingsError) as caught:
+        provider_settings(
+            {f"{NAMESPACE}:backend": "s3", "other:backend": "ignored", f"{NAMESPACE}:tags": "x"},
+            REPO_ROOT,
+        )
+    assert caught.value.problems == (
+        "azureml-pipelines:backend: 's3' is not allowed; allowed values: azureml, local",
+    )
+
+
 def test_project_defaults_alone_give_valid_settings() -> None:
     settings = parse_settings(defaults(), project="azureml-pipelines", stack="staging")
     assert settings.registry_sku is RegistrySku.BASIC
     assert settings.backend is Backend.AZUREML
     assert settings.version_retention == 2
     assert settings.schedules_enabled is True
-    assert settings.resource_group_name is None
+    assert settings.existing_group is None
     assert [c.min_nodes for c in settings.clusters] == [0] * len(settings.clusters)
     assert set(settings.images) == {"training"}
     assert settings.images["training"].context == "docker"
@@ -61,8 +145,12 @@ def test_project_defaults_alone_give_valid_settings() -> None:
     assert settings.local_store_path == ".amlpipe/local-backend.sqlite"
 
 
-def test_standard_tags_are_added_and_win_over_configured_ones() -> None:
-    raw = with_value("tags", {"owner": "ml-team", "stack": "spoofed"})
+def test_standard_tags_are_added_and_configured_ones_cannot_override_them() -> None:
+    (problem,) = problems_of(with_value("tags", {"owner": "ml-team", "Stack": "spoofed"}))
+    assert problem == (
+        "azureml-pipelines:tags.Stack: 'Stack' is set by the program itself; choose another name"
+    )
+    raw = with_value("tags", {"owner": "ml-team"})
     tags = parse_settings(raw, project="azureml-pipelines", stack="dev").resource_tags()
     assert tags == {
         "owner": "ml-team",
@@ -110,16 +198,19 @@ def test_bad_cluster_fields_are_named_by_index_and_field() -> None:
     ]
     problems = problems_of(with_value("clusters", clusters))
     assert (
-        "azureml-pipelines:clusters[0]: priority: 'Spot' is not allowed; "
+        "azureml-pipelines:clusters[0].priority: 'Spot' is not allowed; "
         "allowed values: Dedicated, LowPriority"
     ) in problems
-    assert any(
-        p.startswith("azureml-pipelines:clusters[1]: minNodes: 3 is above") for p in problems
+    assert (
+        "azureml-pipelines:clusters[1].minNodes: 3 is above maxNodes 1; allowed values: 0..1"
+        in (problems)
     )
-    assert any(p.startswith("azureml-pipelines:clusters[2]: name: missing") for p in problems)
+    assert "azureml-pipelines:clusters[2].name: missing (required field)" in problems
     assert any(
-        p.startswith("azureml-pipelines:clusters[2]: maxnodes: unknown field") for p in problems
+        p.startswith("azureml-pipelines:clusters[2].maxnodes: unknown field; allowed fields: ")
+        for p in problems
     )
+    assert len(problems) == 4
 
 
 def test_cluster_defaults_scale_to_zero() -> None:
@@ -128,17 +219,92 @@ def test_cluster_defaults_scale_to_zero() -> None:
     assert (cluster.min_nodes, cluster.priority) == (0, Priority.DEDICATED)
 
 
-@pytest.mark.parametrize("name", ["x", "cpu_cluster", "1cpu", "a-very-long-cluster-name", "cpu-1"])
+@pytest.mark.parametrize(
+    "name",
+    ["x", "cpu_cluster", "1cpu", "a-very-long-cluster", "cpu-1", "cpu-", "cpu-cluster-", "-cpu"],
+)
 def test_cluster_names_azure_rejects_are_reported(name: str) -> None:
     clusters = [{"name": name, "vmSize": "Standard_DS3_v2", "maxNodes": 2}]
-    problems = problems_of(with_value("clusters", clusters))
-    assert any(p.startswith("azureml-pipelines:clusters[0]: name: ") for p in problems)
+    (problem,) = problems_of(with_value("clusters", clusters))
+    assert problem.startswith(f"azureml-pipelines:clusters[0].name: {name!r} is not allowed; ")
+    assert "2-16 letters, digits or '-', starting with a letter, ending with a letter" in problem
+
+
+@pytest.mark.parametrize("name", ["ab", "cpu", "cpu-cluster", "gpu-a100", "A" * 16, "cpu-1a"])
+def test_cluster_names_azure_accepts_pass(name: str) -> None:
+    clusters = [{"name": name, "vmSize": "Standard_DS3_v2", "maxNodes": 2}]
+    assert parse_settings(with_value("clusters", clusters), "p", "s").cluster_names == (name,)
+
+
+def test_numbers_are_not_read_from_strings_or_fractions() -> None:
+    clusters = [
+        {"name": "cpu", "vmSize": "Standard_DS3_v2", "maxNodes": "4"},
+        {"name": "gpu", "vmSize": "Standard_NC6", "maxNodes": 1.5},
+    ]
+    assert problems_of(with_value("clusters", clusters)) == (
+        "azureml-pipelines:clusters[0].maxNodes: '4' is not an integer; "
+        "allowed values: integers >= 1",
+        "azureml-pipelines:clusters[1].maxNodes: 1.5 is not an integer; "
+        "allowed values: integers >= 1",
+    )
+
+
+def test_a_workspace_closed_to_the_public_network_is_refused() -> None:
+    (problem,) = problems_of(with_value("publicNetworkAccess", "Disabled"))
+    assert problem.startswith("azureml-pipelines:publicNetworkAccess: Disabled is not supported")
+    assert "private endpoint" in problem
+
+
+def test_tags_beyond_what_a_storage_account_takes_are_refused() -> None:
+    twelve = {f"team-{i}": "x" for i in range(12)}
+    assert parse_settings(with_value("tags", twelve), "p", "s").resource_tags()["team-0"] == "x"
+    (problem,) = problems_of(with_value("tags", {**twelve, "one-more": "x"}))
+    assert problem == (
+        "azureml-pipelines:tags: 13 tags plus the 3 the program sets make 16; "
+        "storage accounts take at most 15"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "located"),
+    [
+        ({"a/b": "x"}, "azureml-pipelines:tags.a/b: 'a/b' is not allowed"),
+        ({"n" * 129: "x"}, f"azureml-pipelines:tags.{'n' * 129}: "),
+        ({"owner": "v" * 257}, "azureml-pipelines:tags.owner: string should have at most 256"),
+        ({"owner": 3}, "azureml-pipelines:tags.owner: input should be a valid string"),
+    ],
+)
+def test_tag_names_and_values_azure_rejects_are_located(
+    tags: dict[str, object], located: str
+) -> None:
+    (problem,) = problems_of(with_value("tags", tags))
+    assert problem.startswith(located)
+
+
+@pytest.mark.parametrize(
+    ("stack", "other"),
+    [("Dev", "dev"), ("feature_x", "feature-x"), ("feature.x", "feature-x"), ("PROD", "prod")],
+)
+def test_a_stack_whose_resource_names_collide_with_another_stack_is_refused(
+    stack: str, other: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(defaults(), "azureml-pipelines", stack, other_stacks=[other, "unrelated"])
+    assert caught.value.problems == (
+        f"stack {stack!r}: maps to the same resource names as stack {other!r} "
+        f"(Pulumi.{other}.yaml); rename one of them",
+    )
+
+
+def test_a_stack_does_not_collide_with_its_own_file() -> None:
+    assert parse_settings(defaults(), "azureml-pipelines", "dev", ["dev", "prod"]).stack == "dev"
 
 
 def test_duplicate_and_empty_cluster_lists_are_reported() -> None:
     twice = [{"name": "cpu", "vmSize": "Standard_DS3_v2", "maxNodes": 2}] * 2
     assert problems_of(with_value("clusters", twice)) == (
-        "azureml-pipelines:clusters: cluster name 'cpu' is used twice; names must be unique",
+        "azureml-pipelines:clusters: cluster name 'cpu' used twice; names must be unique "
+        "(case-insensitive)",
     )
     (empty,) = problems_of(with_value("clusters", []))
     assert empty.startswith("azureml-pipelines:clusters: empty")
@@ -150,12 +316,13 @@ def test_structured_values_must_be_json_of_the_right_shape() -> None:
     raw["images"] = json.dumps(["docker"])
     problems = problems_of(raw)
     assert any(p.startswith("azureml-pipelines:tags: not valid JSON") for p in problems)
-    assert "azureml-pipelines:images: expected an object such as" in " ".join(problems)
+    assert "azureml-pipelines:images: input should be an object (found ['docker'])" in problems
+    assert len(problems) == 2
 
 
 def test_image_entries_need_a_context() -> None:
     (problem,) = problems_of(with_value("images", {"training": {"dockerfile": "Dockerfile"}}))
-    assert problem.startswith("azureml-pipelines:images.training: context: missing")
+    assert problem == "azureml-pipelines:images.training.context: missing (required field)"
 
 
 def test_all_problems_are_reported_at_once() -> None:
@@ -170,7 +337,7 @@ def test_all_problems_are_reported_at_once() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = parse_settings(defaults(), "azureml-pipelines", "dev")
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.location = "eastus"  # type: ignore[misc]
     with pytest.raises(TypeError):
         settings.tags["x"] = "y"  # type: ignore[index]
@@ -194,3 +361,13 @@ def test_stack_config_applies_defaults_overrides_and_fakes_secure_values(tmp_pat
         "owner": "fake-secret-for-azureml-pipelines:tags.owner"
     }
     assert not any("v1:" in value for value in config.values())
+
+
+def test_a_misspelt_key_is_reported_with_the_key_it_resembles() -> None:
+    raw = defaults()
+    raw["versionRetension"] = "3"
+    raw["colour"] = "blue"
+    assert problems_of(raw) == (
+        "azureml-pipelines:colour: unknown key; known keys: " + ", ".join(sorted(KEYS)),
+        "azureml-pipelines:versionRetension: unknown key; did you mean versionRetention?",
+    )

@@ -4,6 +4,7 @@
 #   source <(.ci/docker.sh start)   # install + start dockerd when needed, build/cache base images,
 #                                   # print `export` lines (the only thing written to stdout)
 #   .ci/docker.sh stop              # stop the daemon that `start` started (never another one)
+#   .ci/docker.sh mirror            # print the Debian mirror debootstrap would use
 #
 # Why this shape (see shared ENVIRONMENT.md): Debian's docker.io runs here without a bridge network
 # (no iptables), so everything uses host networking; no registry is reachable, so base images come
@@ -15,7 +16,11 @@ STATE_DIR="${AMLPIPE_DOCKER_STATE:-/var/tmp/amlpipe-docker}"
 PID_FILE="$STATE_DIR/dockerd.pid"
 LOG_FILE="$STATE_DIR/dockerd.log"
 SOCKET="/var/run/docker.sock"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian archive for debootstrap: DEBIAN_MIRROR, else the host's own apt sources (a company
+# mirror or proxy works as it does for the host's apt; no package host is written here).
+APT_ETC="${AMLPIPE_APT_ETC:-/etc/apt}"
+OS_RELEASE="${AMLPIPE_OS_RELEASE:-/etc/os-release}"
+SUITE="bookworm"
 # Bare Debian: what a step would start from without the custom image (used by bench/cold_start.py).
 BARE_IMAGE="${AMLPIPE_BARE_BASE_IMAGE:-local/debian-minbase:bookworm}"
 # Debian with Python and R and the R packages the samples need: stands in for the Azure ML base
@@ -85,6 +90,90 @@ start_daemon() {
   exit 1
 }
 
+# "URI SUITE" for every enabled `deb` entry of the host's apt sources: one-line format
+# (sources.list, sources.list.d/*.list) and deb822 (sources.list.d/*.sources), in apt's file order.
+apt_deb_entries() {
+  local file
+  if [ -f "$APT_ETC/sources.list" ]; then
+    one_line_entries "$APT_ETC/sources.list"
+  fi
+  for file in "$APT_ETC"/sources.list.d/*; do
+    case "$file" in
+      *.list) one_line_entries "$file" ;;
+      *.sources) deb822_entries "$file" ;;
+    esac
+  done
+}
+
+one_line_entries() {
+  # `deb [options] URI SUITE COMPONENT...`; comments and the bracketed options dropped.
+  sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$1" | awk '$1 == "deb" && NF >= 3 { print $2, $3 }'
+}
+
+deb822_entries() {
+  # Paragraphs of `Field: value` lines (values may continue on indented lines); Enabled: no skips.
+  awk '
+    function flush(   n, m, i, j, u, s) {
+      if (types ~ /(^| )deb( |$)/ && enabled != "no") {
+        n = split(uris, u, " "); m = split(suites, s, " ")
+        for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) print u[i], s[j]
+      }
+      types = ""; uris = ""; suites = ""; enabled = "yes"; field = ""
+    }
+    function add(key, value) {
+      if (key == "types") types = types " " value
+      else if (key == "uris") uris = uris " " value
+      else if (key == "suites") suites = suites " " value
+      else if (key == "enabled") enabled = tolower(value)
+    }
+    BEGIN { enabled = "yes" }
+    /^[ \t]*#/ { next }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ { value = $0; gsub(/^[ \t]+|[ \t]+$/, "", value); add(field, value); next }
+    {
+      colon = index($0, ":")
+      if (colon == 0) next
+      field = tolower(substr($0, 1, colon - 1)); gsub(/[ \t]/, "", field)
+      value = substr($0, colon + 1); gsub(/^[ \t]+|[ \t]+$/, "", value)
+      add(field, value)
+    }
+    END { flush() }
+  ' "$1"
+}
+
+# The mirror for debootstrap: DEBIAN_MIRROR, else the host's source for $SUITE, else (on a Debian
+# host of another release) the host's source for its own release: a Debian mirror carries them all.
+debian_mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then
+    echo "${DEBIAN_MIRROR%/}"
+    return
+  fi
+  local entries codename="" id="" uri suite
+  entries="$(apt_deb_entries | grep -v '^cdrom:' || true)"
+  if [ -f "$OS_RELEASE" ]; then
+    id="$(. "$OS_RELEASE" && echo "${ID:-}")"
+    codename="$(. "$OS_RELEASE" && echo "${VERSION_CODENAME:-}")"
+  fi
+  while read -r uri suite; do
+    if [ "$suite" = "$SUITE" ]; then
+      echo "${uri%/}"
+      return
+    fi
+  done <<<"$entries"
+  if [ "$id" = "debian" ] && [ -n "$codename" ]; then
+    while read -r uri suite; do
+      if [ "$suite" = "$codename" ]; then
+        echo "${uri%/}"
+        return
+      fi
+    done <<<"$entries"
+  fi
+  log "no Debian mirror: no \`deb\` entry for suite $SUITE (or a Debian host's own release)" \
+    "in the host's apt sources ($APT_ETC/sources.list, $APT_ETC/sources.list.d/*.list," \
+    "*.sources); set DEBIAN_MIRROR=<Debian archive URL> (e.g. your company mirror)"
+  return 1
+}
+
 image_exists() {
   docker image inspect "$1" >/dev/null 2>&1
 }
@@ -95,11 +184,12 @@ build_bare_image() {
     return
   fi
   need_root "debootstrap"
-  local rootfs
+  local rootfs mirror
+  mirror="$(debian_mirror)"
   rootfs="$(mktemp -d /var/tmp/amlpipe-rootfs.XXXXXX)"
-  log "debootstrap bookworm into $rootfs (about 30 s)"
-  debootstrap --variant=minbase --include=python3-minimal,ca-certificates bookworm "$rootfs" \
-    "$MIRROR" >&2
+  log "debootstrap $SUITE from $mirror into $rootfs (about 30 s)"
+  debootstrap --variant=minbase --include=python3-minimal,ca-certificates "$SUITE" "$rootfs" \
+    "$mirror" >&2
   # The image's apt needs no recommends either: keeps later installs (and the bench) small.
   printf 'APT::Install-Recommends "false";\n' >"$rootfs/etc/apt/apt.conf.d/99no-recommends"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -163,8 +253,9 @@ cmd_stop() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  mirror) debian_mirror ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|mirror" >&2
     exit 2
     ;;
 esac

@@ -4,6 +4,7 @@ folder (`outputs/`, `logs/`, `summary.json`)."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -79,20 +80,71 @@ def new_run_id(now: datetime) -> str:
 
 
 def choose_run_dir(requested: Path | None, repo_root: Path, pipeline: str, run_id: str) -> Path:
-    """The run folder: `--run-dir` (must be empty or absent) or `runs/<pipeline>/<run id>`."""
+    """The run folder: `--run-dir` (must be empty or absent) or `runs/<pipeline>/<run id>`.
+
+    An early check only, so a run that cannot start says so before engine and image checks;
+    :func:`claim_run_dir` is what makes the folder this run's."""
     root = requested or repo_root / "runs" / pipeline / run_id
-    if root.exists() and any(root.iterdir()):
-        raise RunnerError(f"run folder {root} is not empty", "choose another --run-dir")
+    try:
+        if root.exists() and not root.is_dir():
+            raise RunnerError(f"run folder {root} exists and is not a folder", _RUN_DIR_HINT)
+        if root.is_dir() and any(root.iterdir()):
+            raise RunnerError(f"run folder {root} is not empty", _RUN_DIR_HINT)
+    except OSError as exc:
+        raise RunnerError(f"run folder {root}: {exc.strerror or exc}", _RUN_DIR_HINT) from None
     return root.resolve()
 
 
-def create_run_dir(root: Path, default_layout: bool) -> None:
-    """Create the run folder; in the default layout point `runs/<pipeline>/latest` at it."""
-    root.mkdir(parents=True, exist_ok=True)
-    if default_layout:
-        latest = root.parent / "latest"
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(root.name, target_is_directory=True)
+_RUN_DIR_HINT = "choose another --run-dir (an empty or new folder)"
+CLAIM_FILE = ".amlpipe-run"
+"""Created exclusively in a run folder by the run that owns it (JSON: run id, pid)."""
+
+
+def claim_run_dir(root: Path, run_id: str) -> None:
+    """Make `root` this run's folder, atomically: of two runs started together into one folder,
+    exactly one gets it and the other fails here, before any step starts.
+
+    The claim is an exclusive create (`O_CREAT | O_EXCL`) of :data:`CLAIM_FILE` in the folder,
+    which the file system grants to one process only. A folder holding anything else is refused
+    after the claim (and the claim withdrawn), so a folder used before stays as it was.
+    """
+    claim = root / CLAIM_FILE
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise RunnerError(
+            f"run folder {root} already belongs to {_claim_owner(claim)}", _RUN_DIR_HINT
+        ) from None
+    except OSError as exc:
+        raise RunnerError(
+            f"cannot create run folder {root}: {exc.strerror or exc}", _RUN_DIR_HINT
+        ) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"run_id": run_id, "pid": os.getpid()}, handle)
+    others = sorted(entry.name for entry in root.iterdir() if entry.name != CLAIM_FILE)
+    if others:
+        claim.unlink()
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise RunnerError(f"run folder {root} is not empty ({shown})", _RUN_DIR_HINT)
+
+
+def _claim_owner(claim: Path) -> str:
+    try:
+        data = json.loads(claim.read_text(encoding="utf-8"))
+        return f"run {data['run_id']} (pid {data['pid']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        # Claimed a moment ago and not written yet (or unreadable): taken all the same.
+        return "another run"
+
+
+def point_latest_at(root: Path) -> None:
+    """`runs/<pipeline>/latest` -> this run, replaced atomically (two runs may start together)."""
+    latest = root.parent / "latest"
+    temporary = root.parent / f".latest-{root.name}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(root.name, target_is_directory=True)
+    os.replace(temporary, latest)
 
 
 def make_executor(
@@ -171,7 +223,9 @@ def _prepare(loaded: LoadedPipeline, options: RunOptions) -> _Prepared:
         for name in topological_order(spec)
     ]
     executor.check(plans)
-    create_run_dir(run_dir, default_layout=options.run_dir is None)
+    claim_run_dir(run_dir, run_id)
+    if options.run_dir is None:
+        point_latest_at(run_dir)
     image_refs = {spec.step_image(s): image for s in spec.steps} if image else None
     digest = pipeline_digest(loaded, image_refs)
     return _Prepared(run_id, started_at, layout, executor, image, plans, parameters, digest)

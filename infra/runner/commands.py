@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
@@ -38,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--fail-fast", action="store_true", help="cancel running steps as soon as one fails"
     )
+    run.add_argument(
+        "--stop-grace",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on Ctrl-C/SIGTERM: seconds between SIGTERM and SIGKILL to running steps (default 10;"
+        " a second Ctrl-C kills at once)",
+    )
     run.add_argument("--defs", type=Path, default=Path("pipeline_defs"), help="definitions folder")
     run.set_defaults(func=cmd_run)
 
@@ -60,9 +66,14 @@ def _positive(text: str) -> int:
     return value
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM cleans up like Ctrl-C: containers of the run must not outlive it.
-    raise KeyboardInterrupt
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600, got {text}")
+    return value
 
 
 def _error(err: Console, exc: RunnerError) -> int:
@@ -74,6 +85,7 @@ def _error(err: Console, exc: RunnerError) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline locally; exit 0 on success, 1 when a step failed, 130 when interrupted."""
+    from infra.runner.interrupts import StopSignals
     from infra.runner.run import EXIT_CODES, RunOptions, run_pipeline
 
     out, err = Console(), Console(stderr=True)
@@ -92,10 +104,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         run_dir=args.run_dir,
         fail_fast=args.fail_fast,
+        stop_grace=args.stop_grace,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT, SIGTERM and SIGHUP all stop the run the same way: steps (and containers) of the run
+    # must not outlive it, and summary.json says it was cancelled.
+    signals = StopSignals()
+    signals.install()
     try:
-        summary = run_pipeline(loaded, options, out)
+        summary = run_pipeline(loaded, options, out, signals)
     except RunnerError as exc:
         return _error(err, exc)
     except KeyboardInterrupt:
@@ -103,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print("interrupted")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.restore()
     return EXIT_CODES[summary.status]
 
 

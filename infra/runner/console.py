@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
@@ -47,6 +48,16 @@ class ConsoleObserver(Observer):
 
     def line(self, step: str, text: str) -> None:
         self._console.print(self._prefix[step] + escape(text), highlight=False, soft_wrap=True)
+
+    def hidden(self, step: str, count: int, log_file: Path) -> None:
+        self._console.print(
+            self._prefix[step] + f"[dim]… {count:,} more lines only in {escape(str(log_file))}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def stopping(self, message: str) -> None:
+        self._console.print(message, style="bold yellow")
 
     def changed(self, state: StepState) -> None:
         name, status = state.plan.name, state.status

@@ -3,27 +3,32 @@ the container executor. Uses the docker SDK; every container and build uses the 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.definitions.hashing import build_context_tag, tree_digest
 from infra.runner.errors import RunnerError
-from infra.runner.executor import CANCELLED_EXIT, LineSink, RunningStep, split_lines
-from infra.runner.plan import StepPlan
+from infra.runner.executor import CANCELLED_EXIT, RunningStep
+from infra.runner.plan import CONTAINER_ROOT, StepPlan
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a Docker command runs
     from docker.models.containers import Container
 
     from docker import DockerClient
 
+LineSink = Callable[[str], None]
+
 IMAGE_REPOSITORY = "azureml-pipelines/training"
 """Local repository of the image built from docker/ (the same name `amlpipe hash` assumes)."""
 LABEL = "amlpipe"
 """Every container the runner starts carries this label (value: the run id)."""
 CONTEXT_LABEL = "amlpipe.context-files"
+CONTAINER_LOG = str(CONTAINER_ROOT / "step.log")
+"""Where a step's container sees its log file."""
 """Image label: digest of the docker/ files it was built from (build arguments aside)."""
 
 _NO_ENGINE_HINT = (
@@ -158,34 +163,38 @@ def _follow_build(stream: Iterator[dict[str, Any]], on_line: LineSink) -> None:
 
 
 class _Container:
-    """A step running in a container."""
+    """A step running in a container (its output goes to the log file mounted into it)."""
 
     def __init__(self, container: Container) -> None:
         self._container = container
-        self._cancelled = False
 
-    def wait(self, on_line: LineSink) -> int:
+    def wait(self) -> int:
         from docker.errors import APIError, NotFound
 
         try:
-            for line in split_lines(self._container.logs(stream=True, follow=True)):
-                on_line(line)
             code = int(self._container.wait()["StatusCode"])
         except (NotFound, APIError):
-            if self._cancelled:
-                return CANCELLED_EXIT
-            raise
+            # Removed while we waited: only `kill` (a stop) does that.
+            return CANCELLED_EXIT
         self._remove()
-        return CANCELLED_EXIT if self._cancelled else code
+        return code
 
-    def cancel(self) -> None:
-        self._cancelled = True
+    def terminate(self) -> None:
+        from docker.errors import APIError, NotFound
+
+        # The container's init (docker-init) passes SIGTERM on to the step. Errors: it has
+        # already ended or is being removed.
+        with contextlib.suppress(NotFound, APIError):
+            self._container.kill(signal="SIGTERM")
+
+    def kill(self) -> None:
         self._remove()
 
     def _remove(self) -> None:
         from docker.errors import APIError, NotFound
 
         try:
+            # Force: kills (SIGKILL) what still runs, then removes the container.
             self._container.remove(force=True)
         except NotFound:
             pass
@@ -214,21 +223,26 @@ class DockerExecutor:
     def check(self, plans: Iterable[StepPlan]) -> None:
         """Nothing per step: the image was checked when the executor was made."""
 
-    def start(self, plan: StepPlan) -> RunningStep:
+    def start(self, plan: StepPlan, log_file: Path) -> RunningStep:
         volumes = {
             str(m.host): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
             for m in plan.mounts
         }
+        volumes[str(log_file)] = {"bind": CONTAINER_LOG, "mode": "rw"}
         container = self._client.containers.create(
             self._image,
-            # One pipe for both streams, inside the container: the engine reads stdout and stderr
-            # separately and would interleave them out of order in the log.
-            command=["/bin/sh", "-c", 'exec "$@" 2>&1', "amlpipe-step", *plan.argv],
+            # Both streams into the mounted log file, in the order they were written, at the
+            # step's own speed: the engine's log driver is not in the way (it would frame every
+            # line and send it through its API).
+            command=["/bin/sh", "-c", f'exec "$@" >>{CONTAINER_LOG} 2>&1', "step", *plan.argv],
             working_dir=plan.workdir,
             volumes=volumes,
             environment={"PYTHONUNBUFFERED": "1", **plan.environment},
             labels={**self._labels, "amlpipe.step": plan.name},
             network_mode="host",
+            # docker-init as PID 1: it forwards SIGTERM to the step (a PID 1 step would ignore
+            # it) and reaps what the step starts.
+            init=True,
             # The caller's uid: outputs written by the step belong to whoever ran `amlpipe run`.
             user=f"{os.getuid()}:{os.getgid()}",
             name=f"amlpipe-{self._run_id}-{plan.name}",
@@ -237,7 +251,7 @@ class DockerExecutor:
         try:
             container.start()
         except Exception:
-            running.cancel()  # never leave a created-but-unstarted container behind
+            running.kill()  # never leave a created-but-unstarted container behind
             raise
         return running
 
@@ -246,4 +260,4 @@ class DockerExecutor:
         for container in self._client.containers.list(
             all=True, filters={"label": f"{LABEL}={self._run_id}"}
         ):
-            _Container(container).cancel()
+            _Container(container).kill()

@@ -1,35 +1,44 @@
 """The two ways a step runs locally, behind one small interface.
 
 `DockerExecutor` runs each step in a container of the training image (docker SDK, host network);
-`ProcessExecutor` runs the same command line with local interpreters. Both stream merged
-stdout/stderr line by line and can cancel a running step.
+`ProcessExecutor` runs the same command line with local interpreters. In both, the step's merged
+stdout/stderr goes straight into its log file (no copy through this process, so a step printing
+hundreds of megabytes runs at its own speed); the scheduler follows the file for the console.
+Stopping is two-phase: `terminate` asks (SIGTERM), `kill` ends it now (SIGKILL) and releases what
+the step holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from infra.runner.errors import RunnerError
 from infra.runner.plan import StepPlan
 
-LineSink = Callable[[str], None]
 CANCELLED_EXIT = 130
 
 
 class RunningStep(Protocol):
     """A started step."""
 
-    def wait(self, on_line: LineSink) -> int:
-        """Stream the step's output lines to `on_line` until it ends; return its exit code."""
+    def wait(self) -> int:
+        """Block until the step has ended (and everything it started); return its exit code."""
         ...
 
-    def cancel(self) -> None:
-        """Stop the step now and release what it holds (container, process group)."""
+    def terminate(self) -> None:
+        """Ask the step to stop (SIGTERM to its process group or container); do not wait."""
+        ...
+
+    def kill(self) -> None:
+        """Stop the step and everything it started now (SIGKILL) and release what it holds."""
         ...
 
 
@@ -46,49 +55,51 @@ class Executor(Protocol):
         """Raise :class:`RunnerError` when a step cannot possibly start (missing tool, image)."""
         ...
 
-    def start(self, plan: StepPlan) -> RunningStep:
-        """Start one step (its output folders already exist and are empty)."""
+    def start(self, plan: StepPlan, log_file: Path) -> RunningStep:
+        """Start one step writing its output to `log_file` (an existing empty file; its output
+        folders already exist and are empty)."""
         ...
 
     def cleanup(self) -> None:
-        """Remove whatever this executor started and left behind (used on Ctrl-C)."""
+        """End and remove whatever this executor started and left behind (after a stop)."""
         ...
 
 
-def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Decode a byte stream into lines, whatever the chunk boundaries (no line endings kept)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", errors="replace").rstrip("\r")
-    if pending:
-        yield pending.decode("utf-8", errors="replace").rstrip("\r")
+class _ProcessGroup:
+    """A step running as the leader of its own process group.
 
-
-class _Process:
-    """A step running as a local process group."""
+    The leader is not reaped until its group has been killed: while it is a zombie its pid cannot
+    be reused, so signalling the group can never hit an unrelated process.
+    """
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
+        self._lock = threading.Lock()
+        self._reaped = False
 
-    def wait(self, on_line: LineSink) -> int:
-        assert self._popen.stdout is not None
-        # Iterating a pipe yields each line as soon as it is complete.
-        for line in split_lines(self._popen.stdout):
-            on_line(line)
-        return self._popen.wait()
+    def wait(self) -> int:
+        # Block until the leader exits, leaving it a zombie (WNOWAIT) ...
+        os.waitid(os.P_PID, self._popen.pid, os.WEXITED | os.WNOWAIT)
+        with self._lock:
+            # ... then end what it left running, as a container's end does, and only then reap.
+            self._signal(signal.SIGKILL)
+            code = self._popen.wait()
+            self._reaped = True
+        return code
 
-    def cancel(self) -> None:
-        # The step may have started children (Rscript -> R): signal the whole group.
-        try:
-            os.killpg(self._popen.pid, signal.SIGTERM)
-            self._popen.wait(timeout=5)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            os.killpg(self._popen.pid, signal.SIGKILL)
+    def terminate(self) -> None:
+        with self._lock:
+            if not self._reaped:
+                self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        with self._lock:
+            if not self._reaped:
+                self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is already empty
+            os.killpg(self._popen.pid, signum)
 
 
 def find_interpreter(env_var: str, candidates: list[str], what: str, install: str) -> str:
@@ -112,7 +123,7 @@ class ProcessExecutor:
 
     def __init__(self, kinds: set[str]) -> None:
         """Find the interpreters the given step kinds need; RunnerError when one is missing."""
-        self._running: list[_Process] = []
+        self._running: list[_ProcessGroup] = []
         self._interpreters = {"python": "python3", "r": "Rscript"}
         if "python" in kinds:
             self._interpreters["python"] = find_interpreter(
@@ -136,22 +147,25 @@ class ProcessExecutor:
                     "install it, or use --executor docker",
                 )
 
-    def start(self, plan: StepPlan) -> RunningStep:
+    def start(self, plan: StepPlan, log_file: Path) -> RunningStep:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
         env.update(plan.environment)
-        popen = subprocess.Popen(
-            plan.argv,
-            cwd=plan.code_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: Ctrl-C is handled by the runner
-        )
-        process = _Process(popen)
+        with log_file.open("ab") as log:
+            popen = subprocess.Popen(
+                plan.argv,
+                cwd=plan.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group (and session): signals reach the step and its children
+                # together, and the terminal's Ctrl-C reaches only the runner, which decides.
+                start_new_session=True,
+            )
+        process = _ProcessGroup(popen)
         self._running.append(process)
         return process
 
     def cleanup(self) -> None:
         for process in self._running:
-            process.cancel()
+            process.kill()

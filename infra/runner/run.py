@@ -20,9 +20,10 @@ from infra.definitions.model import ParameterValue
 from infra.runner.console import ConsoleObserver, print_report
 from infra.runner.errors import RunnerError
 from infra.runner.executor import Executor, ProcessExecutor
+from infra.runner.interrupts import StopSignals
 from infra.runner.params import resolve_parameters
 from infra.runner.plan import RunLayout, StepPlan, plan_step
-from infra.runner.scheduler import Scheduler, StepState, StepStatus
+from infra.runner.scheduler import DEFAULT_GRACE_SECONDS, Scheduler, StepState, StepStatus
 
 ExecutorName = Literal["docker", "process"]
 RunStatus = Literal["succeeded", "failed", "cancelled"]
@@ -39,6 +40,8 @@ class RunOptions:
     jobs: int = 2
     run_dir: Path | None = None
     fail_fast: bool = False
+    stop_grace: float = DEFAULT_GRACE_SECONDS
+    """Seconds between SIGTERM and SIGKILL when the run stops steps."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ class _Prepared:
     digest: PipelineDigest
 
 
-def _prepare(loaded: LoadedPipeline, options: RunOptions) -> _Prepared:
+def _prepare(loaded: LoadedPipeline, options: RunOptions, signals: StopSignals) -> _Prepared:
     """Check everything that can be checked before a step runs, then create the run folder."""
     spec = loaded.spec
     parameters = resolve_parameters(spec.parameters, options.params)
@@ -223,6 +226,9 @@ def _prepare(loaded: LoadedPipeline, options: RunOptions) -> _Prepared:
         for name in topological_order(spec)
     ]
     executor.check(plans)
+    # From here on a stop signal is acted on by the scheduler (steps stopped, summary written);
+    # before, it simply ends `amlpipe run` with nothing left behind.
+    signals.defer()
     claim_run_dir(run_dir, run_id)
     if options.run_dir is None:
         point_latest_at(run_dir)
@@ -257,9 +263,18 @@ def _summarize(
     )
 
 
-def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) -> RunSummary:
-    """Run every step of `loaded`; write and return the run summary."""
-    run = _prepare(loaded, options)
+def run_pipeline(
+    loaded: LoadedPipeline,
+    options: RunOptions,
+    console: Console,
+    signals: StopSignals | None = None,
+) -> RunSummary:
+    """Run every step of `loaded`; write and return the run summary.
+
+    `signals` (installed by the CLI) lets SIGINT/SIGTERM stop the run cleanly; without it the
+    run reacts to KeyboardInterrupt only."""
+    signals = signals or StopSignals()
+    run = _prepare(loaded, options, signals)
     console.print(
         f"[bold]run {loaded.spec.name}[/] {run.run_id} · executor {run.executor.name}"
         + (f" · image {run.image}" if run.image else "")
@@ -275,6 +290,8 @@ def run_pipeline(loaded: LoadedPipeline, options: RunOptions, console: Console) 
         jobs=options.jobs,
         fail_fast=options.fail_fast,
         observer=observer,
+        signals=signals,
+        grace_seconds=options.stop_grace,
     )
     try:
         states = scheduler.run()

@@ -359,3 +359,51 @@ def test_docker_and_process_executors_produce_the_same_report(
         assert result.code == 0, result.output
         reports[executor] = (run_dir / "outputs/report/report/report.json").read_text()
     assert reports["docker"] == reports["process"]
+
+
+def test_sigterm_stops_a_container_step_that_ignores_it_after_the_grace_period(
+    training_image: str,
+    tmp_path: Path,
+    make_pipeline: Callable[..., Path],
+    run_containers: Callable[[Path], list[Any]],
+) -> None:
+    defs = make_pipeline(
+        """\
+        name: demo
+        experiment: demo
+        compute: cpu-cluster
+        steps:
+          - {name: stubborn, kind: python, code: steps, script: stubborn.py}
+        """,
+        {
+            "steps/stubborn.py": """\
+                import signal, time
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                print("ready", flush=True)
+                time.sleep(600)
+            """
+        },
+    )
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "infra.cli", "run", "demo", "--defs", str(defs)]
+    command += ["--image", training_image, "--run-dir", str(run_dir), "--stop-grace", "2"]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        log = run_dir / "logs/stubborn.log"
+        while not (log.is_file() and "ready" in log.read_text()):
+            assert time.monotonic() < deadline, "the step never started"
+            assert process.poll() is None, process.communicate()[0]
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert "SIGKILL in 2s" in output and "killing 1 step(s)" in output
+    assert run_containers(run_dir) == []
+    stubborn = read_json(run_dir / "summary.json")["steps"]["stubborn"]
+    assert stubborn["status"] == "cancelled" and stubborn["message"] == "cancelled by SIGTERM"

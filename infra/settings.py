@@ -477,6 +477,28 @@ def _stack_problems(stack: str, other_stacks: Iterable[str]) -> list[str]:
     ]
 
 
+def _partial_structure_hint(problems: list[str], stack: str) -> list[str]:
+    """Required fields missing inside a list or object value: almost always a `pulumi config set
+    --path` on a stack file that lacked the key. The CLI edits the stack file alone, so it wrote
+    only the path it was given, and that partial value replaced the whole project default."""
+    keys = sorted(
+        {
+            p.split(":", 1)[1].split("[", 1)[0].split(".", 1)[0]
+            for p in problems
+            if p.endswith("missing (required field)")
+        }
+    )
+    if not keys:
+        return []
+    named = ", ".join(f"{NAMESPACE}:{key}" for key in keys)
+    return [
+        f"{named}: a structured value must be complete in the stack file; `pulumi config set "
+        f"--path` on a Pulumi.{stack}.yaml without the key writes only the path it sets, which "
+        f"replaces the whole default from Pulumi.yaml. Edit Pulumi.{stack}.yaml: copy the default "
+        "from Pulumi.yaml and change what differs (then --path edits work), or set the whole value"
+    ]
+
+
 def parse_settings(
     raw: Mapping[str, str], project: str, stack: str, other_stacks: Iterable[str] = ()
 ) -> Settings:
@@ -489,6 +511,7 @@ def parse_settings(
     settings, problems = _validate(Settings, raw, {"project": project, "stack": stack})
     problems += _unknown_keys(raw, KEYS)  # keys of OTHER_KEYS are checked by their own model
     problems += _stack_problems(stack, other_stacks)
+    problems += _partial_structure_hint(problems, stack)
     if problems or settings is None:
         raise SettingsError(problems)
     return settings

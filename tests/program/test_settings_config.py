@@ -210,7 +210,31 @@ def test_bad_cluster_fields_are_named_by_index_and_field() -> None:
         p.startswith("azureml-pipelines:clusters[2].maxnodes: unknown field; allowed fields: ")
         for p in problems
     )
-    assert len(problems) == 4
+    assert problems[-1].startswith("azureml-pipelines:clusters: a structured value must be")
+    assert len(problems) == 5
+
+
+def test_a_path_set_on_a_stack_file_without_the_key_is_explained(tmp_path: Path) -> None:
+    # What `pulumi config set --path 'azureml-pipelines:clusters[0].maxNodes' 8` writes on a stack
+    # file without `clusters`: the CLI edits the stack file alone, not the project default.
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  azureml-pipelines:clusters:\n    - maxNodes: 8\n")
+    raw = {
+        key.split(":", 1)[1]: value
+        for key, value in stack_config(stack_file).items()
+        if key.startswith(f"{NAMESPACE}:")
+    }
+    problems = problems_of(raw)
+    assert "azureml-pipelines:clusters[0].name: missing (required field)" in problems
+    (hint,) = [p for p in problems if "--path" in p]
+    assert hint.startswith("azureml-pipelines:clusters: ")
+    assert "replaces the whole default from Pulumi.yaml" in hint
+    assert "Edit Pulumi.test.yaml" in hint
+
+
+def test_complete_values_get_no_path_hint() -> None:
+    problems = problems_of(with_value("versionRetention", 0))
+    assert not any("--path" in p for p in problems)
 
 
 def test_cluster_defaults_scale_to_zero() -> None:
@@ -321,8 +345,9 @@ def test_structured_values_must_be_json_of_the_right_shape() -> None:
 
 
 def test_image_entries_need_a_context() -> None:
-    (problem,) = problems_of(with_value("images", {"training": {"dockerfile": "Dockerfile"}}))
+    problem, hint = problems_of(with_value("images", {"training": {"dockerfile": "Dockerfile"}}))
     assert problem == "azureml-pipelines:images.training.context: missing (required field)"
+    assert hint.startswith("azureml-pipelines:images: a structured value must be complete")
 
 
 def test_all_problems_are_reported_at_once() -> None:

@@ -1,6 +1,6 @@
 """The backend port: the few Azure ML v1 operations the dynamic provider needs, as typed records.
 
-Two adapters implement it: :mod:`infra.provider.azureml_backend` (the real service) and
+Two adapters implement it: :mod:`infra.provider.azureml_v1` (the real service) and
 :mod:`infra.provider.local_backend` (SQLite, same rules, for tests and local stacks).
 The rules every adapter follows are Azure ML v1's:
 

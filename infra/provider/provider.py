@@ -107,7 +107,7 @@ class _Provider(ResourceProvider):
             return LocalBackend(store, workspace)
         # Imported here: the adapter module imports azureml lazily too, but even it is not
         # needed unless the azureml backend is selected.
-        from infra.provider.azureml_backend import AzureMLBackend
+        from infra.provider.azureml_v1.adapter import AzureMLBackend
 
         return AzureMLBackend(workspace)
 

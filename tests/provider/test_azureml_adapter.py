@@ -1,5 +1,6 @@
-"""The Azure ML v1 adapter: the real azureml step, environment, recurrence and auth objects it
-builds (no workspace needed), its retry policy, and opt-in live tests against a real workspace."""
+"""The Azure ML v1 wing: the real azureml step, environment, run configuration and recurrence
+objects it builds (no workspace needed), its error classification and retry policy, and opt-in
+live tests against a real workspace."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
 from infra.definitions.model import Frequency, Recurrence, WeekDay
 from infra.definitions.recurrence import effective_recurrence
-from infra.provider import azureml_backend as az
+from infra.provider.azureml_v1 import compile as az
+from infra.provider.azureml_v1 import recurrence as rec_mod
+from infra.provider.azureml_v1 import retry
+from infra.provider.azureml_v1.adapter import AzureMLBackend, _published
 from infra.provider.port import BackendError, Status
 
 
@@ -113,11 +117,11 @@ def test_missing_image_reference_is_a_located_error(project: Project) -> None:
 def test_cron_schedule_becomes_a_valid_schedule_recurrence(project: Project) -> None:
     from azureml.pipeline.core.schedule import ScheduleRecurrence, TimeZone
 
-    rec = az.make_recurrence(effective_recurrence(project.load().spec.schedules[0]))
+    rec = rec_mod.make_recurrence(effective_recurrence(project.load().spec.schedules[0]))
     assert isinstance(rec, ScheduleRecurrence)
     assert (rec.frequency, rec.interval, rec.hours, rec.minutes) == ("Day", 1, [2], [30])
     assert rec.time_zone is TimeZone.UTC and rec.week_days is None
-    back = az.recurrence_from_azure(rec)
+    back = rec_mod.recurrence_from_azure(rec)
     assert back == effective_recurrence(project.load().spec.schedules[0])
 
 
@@ -131,95 +135,11 @@ def test_weekly_recurrence_round_trips_and_bad_time_zone_is_rejected() -> None:
         time_zone="W. Europe Standard Time",
         start_time="2026-01-05T06:00:00",
     )
-    rec = az.make_recurrence(weekly)
+    rec = rec_mod.make_recurrence(weekly)
     assert rec.week_days == ["Monday", "Friday"] and rec.start_time == "2026-01-05T06:00:00"
-    assert az.recurrence_from_azure(rec) == weekly
+    assert rec_mod.recurrence_from_azure(rec) == weekly
     with pytest.raises(BackendError, match="Windows names"):
-        az.make_recurrence(weekly.model_copy(update={"time_zone": "Europe/Berlin"}))
-
-
-def test_auth_is_chosen_from_the_environment_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "ARM_", "MSI_", "IDENTITY_")):
-            monkeypatch.delenv(name)
-    assert az.choose_auth().kind == "azure_cli"
-    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.169.254/x")
-    assert az.choose_auth().kind == "managed_identity"
-    monkeypatch.setenv("AZURE_TENANT_ID", "t")
-    monkeypatch.setenv("AZURE_CLIENT_ID", "c")
-    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")
-    assert az.choose_auth() == az.AuthChoice("workload_identity", "t", "c")
-    monkeypatch.setenv("ARM_CLIENT_SECRET", "s3cret")
-    choice = az.choose_auth()
-    assert choice == az.AuthChoice("service_principal", "t", "c")
-    assert "s3cret" not in repr(choice)  # the secret stays in the environment
-
-
-def test_service_principal_auth_object_is_built_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from azureml.core.authentication import ServicePrincipalAuthentication
-
-    monkeypatch.setenv("AZURE_TENANT_ID", "tenant-x")
-    monkeypatch.setenv("AZURE_CLIENT_ID", "client-y")
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", "secret-z")
-    auth = az.auth_from_environment()
-    assert isinstance(auth, ServicePrincipalAuthentication)
-    assert auth._service_principal_id == "client-y" and auth._tenant_id == "tenant-x"
-
-
-def test_transient_errors_are_retried_with_growing_delays_and_bounded() -> None:
-    delays: list[float] = []
-    calls = {"n": 0}
-
-    def flaky() -> str:
-        calls["n"] += 1
-        if calls["n"] < 3:
-            raise RuntimeError("HTTP 429 Too Many Requests")
-        return "ok"
-
-    assert az.with_retries("op", flaky, sleep=delays.append) == "ok"
-    assert len(delays) == 2 and delays[1] > delays[0]
-
-    def always_throttled() -> str:
-        raise RuntimeError("503 Service Unavailable")
-
-    with pytest.raises(BackendError, match="attempt 5/5"):
-        az.with_retries("op", always_throttled, sleep=delays.append)
-
-    def bad_request() -> str:
-        raise ValueError("PipelineEndpoint already exists with the given name")
-
-    before = len(delays)
-    with pytest.raises(BackendError, match="attempt 1/5"):
-        az.with_retries("op", bad_request, sleep=delays.append)
-    assert len(delays) == before
-
-
-def test_errors_are_classified_by_http_status_when_the_sdk_gives_one() -> None:
-    from msrest.exceptions import HttpOperationError
-
-    class Response:
-        def __init__(self, status_code: int) -> None:
-            self.status_code = status_code
-            self.reason = "reason"
-
-        def json(self) -> dict[str, str]:
-            return {}
-
-        @property
-        def text(self) -> str:
-            return ""
-
-    def error(code: int) -> HttpOperationError:
-        exc = HttpOperationError.__new__(HttpOperationError)
-        exc.response = Response(code)
-        return exc
-
-    assert az.is_transient(error(429)) and az.is_transient(error(503))
-    assert not az.is_transient(error(400)) and not az.is_transient(error(404))
-    assert az.is_not_found(error(404)) and not az.is_not_found(error(500))
-    assert az.is_not_found(RuntimeError("PipelineEndpoint not found"))
+        rec_mod.make_recurrence(weekly.model_copy(update={"time_zone": "Europe/Berlin"}))
 
 
 LIVE_VARS = (
@@ -233,7 +153,7 @@ _missing = [v for v in LIVE_VARS if not os.environ.get(v)]
 @pytest.mark.live
 @pytest.mark.skipif(bool(_missing), reason=f"live Azure ML test: set {', '.join(LIVE_VARS)}")
 def test_live_workspace_endpoint_lookup_of_an_unknown_name_is_none() -> None:
-    backend = az.AzureMLBackend(
+    backend = AzureMLBackend(
         type(WORKSPACE)(
             os.environ["AZUREML_LIVE_SUBSCRIPTION_ID"],
             os.environ["AZUREML_LIVE_RESOURCE_GROUP"],
@@ -312,5 +232,130 @@ def test_a_deprecated_published_pipeline_is_read_as_out_of_service() -> None:
     from types import SimpleNamespace
 
     # The service's entity status enum has three values; Deprecated used to raise ValueError.
-    record = az._published(SimpleNamespace(id="p1", name="n", version="h", status="Deprecated"))
+    record = _published(SimpleNamespace(id="p1", name="n", version="h", status="Deprecated"))
     assert record.status is Status.DEPRECATED and record.status is not Status.ACTIVE
+
+
+def test_run_configuration_spells_out_docker_image_identity_and_own_python(
+    compiled: az.CompiledPipeline,
+) -> None:
+    for step in compiled.steps:
+        config = step._runconfig
+        # RunConfiguration's own default is Docker off: it must be on explicitly.
+        assert config.docker.use_docker is True and config.docker.shm_size == "2g"
+        assert (config.framework, config.communicator, config.node_count) == ("Python", "None", 1)
+        env = config.environment
+        assert env.docker.base_image == IMAGE_V1 and env.docker.base_dockerfile is None
+        assert env.python.user_managed_dependencies is True
+        assert env.python.interpreter_path == "python"
+
+
+def test_recurrence_without_start_time_is_sent_with_a_fixed_past_start_in_its_zone() -> None:
+    from azureml.pipeline.core.schedule import TimeZone
+
+    daily = Recurrence(
+        frequency=Frequency.DAY, hours=[6], minutes=[0], time_zone="W. Europe Standard Time"
+    )
+    sent = rec_mod.make_recurrence(daily)
+    # A start time makes the first run the next computed time (none means "run now"), and the
+    # zone applies to the start time, hence to hours and minutes.
+    assert sent.start_time == rec_mod.DEFAULT_START_TIME == "2000-01-01T00:00:00"
+    assert sent.time_zone is TimeZone.WEuropeStandardTime
+    assert rec_mod.make_recurrence(daily).start_time == sent.start_time  # stable: no diff
+    assert rec_mod.recurrence_from_azure(sent) == daily  # read back as "no start time"
+    paused = rec_mod.make_recurrence(daily, start_time=rec_mod.PAUSED_START_TIME)
+    assert paused.start_time == "2100-01-01T00:00:00"
+
+
+def test_recurrence_start_time_read_back_in_another_spelling_is_the_same() -> None:
+    from datetime import datetime
+
+    sent = rec_mod.make_recurrence(
+        Recurrence(frequency=Frequency.HOUR, interval=2, start_time="2026-03-01T05:30:00")
+    )
+    sent.start_time = datetime(2026, 3, 1, 5, 30)  # the service may answer with a datetime
+    assert rec_mod.recurrence_from_azure(sent).start_time == "2026-03-01T05:30:00"
+    sent.start_time = "2000-01-01T00:00:00Z"
+    assert rec_mod.recurrence_from_azure(sent).start_time is None
+
+
+class _Response:
+    """What msrest reads from a `requests` response to build the SDK's error."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.reason = f"reason {status_code}"
+        self.headers: dict[str, str] = {}
+        self.text = '{"error": {"message": "service says no"}}'
+
+    def json(self) -> dict[str, Any]:
+        return {"error": {"message": "service says no"}}
+
+    def raise_for_status(self) -> None:
+        import requests
+
+        raise requests.HTTPError(self.reason)
+
+
+def _http_error(code: int) -> Exception:
+    """The exception azureml's REST client raises for an HTTP error answer."""
+    from azureml.pipeline.core._restclients.aeva import models
+    from azureml.pipeline.core._restclients.aeva.models.error_response import (
+        ErrorResponseException,
+    )
+    from msrest import Deserializer
+
+    deserialize = Deserializer({k: v for k, v in vars(models).items() if isinstance(v, type)})
+    return ErrorResponseException(deserialize, _Response(code))
+
+
+def test_errors_are_classified_by_http_status_and_type_not_by_message() -> None:
+    import requests
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+    assert retry.is_transient(_http_error(429)) and retry.is_transient(_http_error(503))
+    assert not retry.is_transient(_http_error(400)) and not retry.is_transient(_http_error(404))
+    assert retry.is_not_found(_http_error(404)) and not retry.is_not_found(_http_error(500))
+    # message text decides nothing
+    assert not retry.is_not_found(RuntimeError("PipelineEndpoint not found (404)"))
+    assert not retry.is_transient(RuntimeError("HTTP 503 timeout, connection reset"))
+    assert retry.is_transient(requests.ConnectionError("reset by peer"))
+    assert retry.is_transient(ServiceRequestError("dns"))
+    error = HttpResponseError("throttled")
+    error.status_code = 429
+    assert retry.is_transient(error)
+    try:  # a wrapper keeps the network error as its cause
+        try:
+            raise requests.Timeout("read timed out")
+        except requests.Timeout as inner:
+            raise ValueError("wrapped") from inner
+    except ValueError as outer:
+        assert retry.is_transient(outer)
+
+
+def test_transient_errors_are_retried_with_backoff_and_bounded() -> None:
+    delays: list[float] = []
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise _http_error(429)
+        return "ok"
+
+    assert retry.call("op", flaky, sleep=delays.append) == "ok"
+    assert len(delays) == 2 and all(d > 0 for d in delays)
+
+    def always_throttled() -> str:
+        raise _http_error(503)
+
+    with pytest.raises(BackendError, match=r"op failed \(HTTP 503, attempt 5/5\)"):
+        retry.call("op", always_throttled, sleep=delays.append)
+    assert len(delays) == 2 + 4
+
+    def bad_request() -> str:
+        raise ValueError("PipelineEndpoint already exists with the given name")
+
+    with pytest.raises(BackendError, match=r"attempt 1/5\): ValueError"):
+        retry.call("op", bad_request, sleep=delays.append)
+    assert len(delays) == 6

@@ -14,7 +14,8 @@ from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 from infra.components.pipelines import load_pipeline_definitions
 from infra.definitions.hashing import pipeline_digest
 from infra.definitions.loader import LoadedPipeline
-from infra.provider import azureml_backend as az
+from infra.provider.azureml_v1 import compile as az
+from infra.provider.azureml_v1.recurrence import make_recurrence
 from infra.provider.local_backend import LocalBackend, LocalStore
 from infra.provider.port import Status
 from infra.provider.props import endpoint_static_props, schedule_name, schedule_settings_inputs
@@ -53,7 +54,7 @@ def test_samples_compile_to_azureml_steps() -> None:
         for schedule in loaded.spec.schedules:
             from infra.definitions.recurrence import effective_recurrence
 
-            az.make_recurrence(effective_recurrence(schedule)).validate()
+            make_recurrence(effective_recurrence(schedule)).validate()
 
 
 def test_samples_deploy_to_a_local_stack_from_the_repository(tmp_path: Path) -> None:

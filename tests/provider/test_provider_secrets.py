@@ -68,7 +68,8 @@ def test_provider_modules_import_without_side_effects(tmp_path: Path) -> None:
 
     code = (
         "import sys, os\n"
-        "import infra.provider.resources, infra.provider.provider, infra.provider.azureml_backend\n"
+        "import infra.provider.resources, infra.provider.provider\n"
+        "import infra.provider.azureml_v1.adapter, infra.provider.azureml_v1.auth\n"
         "import infra.components.pipelines\n"
         "bad = sorted(m for m in sys.modules if m == 'azureml' or m.startswith('azureml.'))\n"
         "print(bad); print(sorted(os.listdir('.')))\n"

@@ -7,27 +7,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.table import Table
-
-from infra.definitions import build_context_tag, load_definitions, pipeline_digest
-from infra.definitions.graph import to_dot, to_mermaid
-from infra.definitions.loader import DefinitionSet, LoadedPipeline, display_path, find_repo_root
-from infra.definitions.schema import render_schema
-from infra.definitions.validate import KnownNames
 from infra.runner.commands import register as register_runner_commands
-from infra.settings import SettingsError, parse_settings
-from infra.stack_files import project_name, settings_raw, stack_config, stack_files, stack_name
+
+if TYPE_CHECKING:
+    from infra.definitions.loader import DefinitionSet, LoadedPipeline
+    from infra.definitions.validate import KnownNames
+
+# Start-up matters here (editors and hooks run `amlpipe validate` on every save): each subcommand
+# imports what it needs when it runs, so `validate` never loads the hashing code, rich tables,
+# the settings model or anything of the runner, and `--help` loads none of the spec core.
 
 DEFAULT_DEFS = Path("pipeline_defs")
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
+_MARKUP = re.compile(r"\[/?(?:red|green|bold)\]")
+
+
+def _say(markup: str, stream: TextIO | None = None) -> None:
+    """Print a line with rich markup: styled on a terminal, plain (and without loading rich)
+    when piped, as rich itself would print it there."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        from rich.console import Console
+
+        Console(file=stream).print(markup)
+    else:
+        print(_MARKUP.sub("", markup), file=stream)
+
+
 def _load(paths: Sequence[Path], known: KnownNames | None = None) -> DefinitionSet:
+    from infra.definitions.loader import load_definitions
+
     return load_definitions(list(paths) or [DEFAULT_DEFS], known=known)
 
 
@@ -35,6 +52,10 @@ def known_names_of_stack(stack: str, root: Path) -> KnownNames:
     """Cluster names and image keys a stack provides (`Pulumi.yaml` defaults + its stack file).
 
     Raises ValueError naming the known stacks, or the stack's configuration problems."""
+    from infra.definitions.validate import KnownNames
+    from infra.settings import SettingsError, parse_settings
+    from infra.stack_files import project_name, settings_raw, stack_config, stack_files, stack_name
+
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         known = ", ".join(stack_name(p) for p in stack_files(root)) or "none"
@@ -47,17 +68,17 @@ def known_names_of_stack(stack: str, root: Path) -> KnownNames:
     return KnownNames(computes=frozenset(settings.cluster_names), images=frozenset(settings.images))
 
 
-def _resolve_pipeline(defs_dir: Path, name: str, err: Console) -> LoadedPipeline | None:
+def _resolve_pipeline(defs_dir: Path, name: str) -> LoadedPipeline | None:
     """The valid pipeline `name`, or None after printing why not."""
     definitions = _load([defs_dir])
     if definitions.errors:
-        err.print(f"[red]{len(definitions.errors)} problem(s) in {defs_dir}:[/red]")
+        _say(f"[red]{len(definitions.errors)} problem(s) in {defs_dir}:[/red]", sys.stderr)
         for error in definitions.errors:
             print(f"  {error}", file=sys.stderr)
     try:
         return definitions.by_name(name)
     except KeyError as exc:
-        err.print(f"[red]error:[/red] {exc.args[0]}")
+        _say(f"[red]error:[/red] {exc.args[0]}", sys.stderr)
         return None
 
 
@@ -66,6 +87,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     known = None
     if args.stack:
         try:
+            from infra.definitions.loader import find_repo_root
+
             known = known_names_of_stack(args.stack, find_repo_root(Path.cwd()))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -79,18 +102,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
         return EXIT_INVALID if definitions.errors else EXIT_OK
-    out, err = Console(), Console(stderr=True)
     for error in definitions.errors:
         # Plain lines (no wrapping, no markup) so editors and grep can jump to file:line.
         print(error, file=sys.stderr)
     if definitions.errors:
         count = len(definitions.errors)
-        err.print(f"[red]{count} problem{'s' if count != 1 else ''} found[/red]")
+        _say(f"[red]{count} problem{'s' if count != 1 else ''} found[/red]", sys.stderr)
         return EXIT_INVALID
+    from infra.definitions.loader import display_path
+
     for pipeline in definitions.pipelines:
         steps = len(pipeline.spec.steps)
         schedules = len(pipeline.spec.schedules)
-        out.print(
+        _say(
             f"[green]ok[/green] {pipeline.spec.name} ({display_path(pipeline.file)}): "
             f"{steps} step{'s' if steps != 1 else ''}, "
             f"{schedules} schedule{'s' if schedules != 1 else ''}"
@@ -100,7 +124,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print a pipeline's DAG as Mermaid (default) or Graphviz DOT."""
-    pipeline = _resolve_pipeline(args.defs, args.name, Console(stderr=True))
+    from infra.definitions.graph import to_dot, to_mermaid
+
+    pipeline = _resolve_pipeline(args.defs, args.name)
     if pipeline is None:
         return EXIT_INVALID
     sys.stdout.write(to_dot(pipeline.spec) if args.format == "dot" else to_mermaid(pipeline.spec))
@@ -109,6 +135,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def default_image_refs(repo_root: Path) -> dict[str, str]:
     """Image references used locally: the `training` image built from docker/ by content tag."""
+    from infra.definitions.hashing import build_context_tag
+
     context = repo_root / "docker"
     if not context.is_dir():
         return {}
@@ -117,14 +145,17 @@ def default_image_refs(repo_root: Path) -> dict[str, str]:
 
 def cmd_hash(args: argparse.Namespace) -> int:
     """Print the content hash of a pipeline and of each of its steps."""
-    pipeline = _resolve_pipeline(args.defs, args.name, Console(stderr=True))
+    from infra.definitions.hashing import pipeline_digest
+    from infra.definitions.loader import find_repo_root
+
+    pipeline = _resolve_pipeline(args.defs, args.name)
     if pipeline is None:
         return EXIT_INVALID
     refs = default_image_refs(find_repo_root(pipeline.folder))
     for item in args.image:
         key, _, ref = item.partition("=")
         if not ref:
-            Console(stderr=True).print(f"[red]error:[/red] --image expects KEY=REF, got {item!r}")
+            _say(f"[red]error:[/red] --image expects KEY=REF, got {item!r}", sys.stderr)
             return EXIT_USAGE
         refs[key] = ref
     digest = pipeline_digest(pipeline, refs)
@@ -140,6 +171,9 @@ def cmd_hash(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
         return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
     out = Console()
     out.print(f"pipeline {pipeline.spec.name}: [bold]{digest.digest}[/bold]")
     table = Table("step", "hash", "code hash", "files", "bytes")
@@ -155,12 +189,14 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write (or print) the JSON Schema of pipeline.yaml."""
+    from infra.definitions.schema import render_schema
+
     text = render_schema()
     if args.output == "-":
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        Console(stderr=True).print(f"wrote {args.output}")
+        _say(f"wrote {args.output}", sys.stderr)
     return EXIT_OK
 
 

@@ -11,8 +11,6 @@ import difflib
 from dataclasses import dataclass
 from datetime import datetime
 
-from croniter import croniter
-
 from infra.definitions.model import Frequency, Recurrence, Schedule, WeekDay
 from infra.definitions.timezones import AZUREML_TIME_ZONES
 
@@ -112,6 +110,9 @@ def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
             f"cron {expression!r} must have 5 fields (minute hour day-of-month month day-of-week), "
             f"got {len(fields)}"
         )
+    # croniter (and dateutil under it) loads only when a schedule is written as cron.
+    from croniter import croniter
+
     if not croniter.is_valid(expression):
         raise ValueError(f"cron {expression!r} is not a valid cron expression")
     expanded, _ = croniter.expand(expression)

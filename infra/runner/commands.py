@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-from infra.definitions.loader import find_repo_root, load_definitions
 from infra.runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Registering the subcommands costs nothing: every other CLI command pays for this module's
+# imports at start-up, so rich, the spec core and the runner load inside the commands.
 
 EXIT_USAGE = 2
 
@@ -77,6 +80,8 @@ def _seconds(text: str) -> float:
 
 
 def _error(err: Console, exc: RunnerError) -> int:
+    from rich.markup import escape
+
     err.print(f"[bold red]error:[/] {escape(exc.message)}")
     if exc.hint:
         err.print(f"[yellow]what to do:[/] {escape(exc.hint)}")
@@ -85,6 +90,10 @@ def _error(err: Console, exc: RunnerError) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline locally; exit 0 on success, 1 when a step failed, 130 when interrupted."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from infra.definitions.loader import load_definitions
     from infra.runner.interrupts import StopSignals
     from infra.runner.run import EXIT_CODES, RunOptions, run_pipeline
 
@@ -135,6 +144,10 @@ def _build_args(items: list[str]) -> dict[str, str]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build docker/ as `azureml-pipelines/training:<content tag>`; print the reference."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from infra.definitions.loader import find_repo_root
     from infra.runner.docker_engine import build_image, connect
 
     err = Console(stderr=True)

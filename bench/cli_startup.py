@@ -1,0 +1,105 @@
+"""Start-up cost of `amlpipe` subcommands next to a bare `python -c pass`, in one run.
+
+Prints figures; asserts nothing. Usage: `.venv/bin/python bench/cli_startup.py [--repeat N]`.
+
+Each command is a fresh interpreter of this venv (what a user or a pre-commit hook pays), run
+`--repeat` times interleaved with the others so drift on a shared machine hits all alike, after
+one unrecorded warm-up round (bytecode, page cache). Medians are shown with the difference to the
+floor (`python -c pass`): that difference is the command's own start-up plus its work on the
+repository's sample definitions.
+
+`run (process)` is `amlpipe run` of a one-step pipeline whose step is `python -c pass`, run with
+local interpreters; its floor is two bare interpreters (the CLI's and the step's), so its
+difference is the runner's own overhead per run (loading, planning, run folder, logs, summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOOP_PIPELINE = """\
+name: noop
+experiment: noop
+compute: cpu-cluster
+steps:
+  - name: noop
+    kind: command
+    code: code
+    command: [python3, -c, pass]
+"""
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child that must succeed."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    assert child.stderr is not None
+    errors = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{errors}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    # The checkout this script belongs to comes first on the path (as in the tests).
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    py = sys.executable
+    cli = [py, "-m", "infra.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        defs = Path(tmp) / "defs"
+        (defs / "noop" / "code").mkdir(parents=True)
+        (defs / "noop" / "pipeline.yaml").write_text(NOOP_PIPELINE, encoding="utf-8")
+        run_dir = Path(tmp) / "runs"
+        commands: dict[str, tuple[list[str], int]] = {
+            "python -c pass": ([py, "-c", "pass"], 1),
+            "amlpipe --help": ([*cli, "--help"], 1),
+            "amlpipe validate": ([*cli, "validate"], 1),
+            "amlpipe graph churn-train": ([*cli, "graph", "churn-train"], 1),
+            "amlpipe hash churn-train": ([*cli, "hash", "churn-train"], 1),
+            "amlpipe run noop --executor process": (
+                [*cli, "run", "noop", "--defs", str(defs), "--executor", "process",
+                 "--run-dir", str(run_dir)],
+                2,
+            ),
+        }  # fmt: skip
+        samples: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+        for round_index in range(args.repeat + 1):
+            for label, (argv, _) in commands.items():
+                if "run" in argv:
+                    subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+                sample = run_once(argv, env)
+                if round_index:  # round 0 warms caches up
+                    samples[label].append(sample)
+
+    floor = statistics.median(s for s, _ in samples["python -c pass"])
+    print(f"python {sys.version.split()[0]}, {args.repeat} interleaved runs each, medians")
+    print(f"{'command':<38} {'wall s':>7} {'floor s':>8} {'above':>7} {'ratio':>6} {'peak MB':>8}")
+    for label, (_, floors) in commands.items():
+        wall = statistics.median(s for s, _ in samples[label])
+        peak = statistics.median(m for _, m in samples[label])
+        base = floor * floors
+        print(
+            f"{label:<38} {wall:>7.3f} {base:>8.3f} {wall - base:>+7.3f} "
+            f"{wall / base:>6.2f} {peak:>8.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

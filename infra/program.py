@@ -85,6 +85,7 @@ def main() -> None:
                 resource_group_name=workspace.resource_group_name,
                 workspace_name=workspace.workspace_name,
                 registry_id=workspace.registry_id,
+                key_vault_id=workspace.key_vault_id,
                 tags=tags,
             ),
         )

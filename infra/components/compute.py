@@ -1,8 +1,17 @@
 """ComputeCluster component: an AmlCompute cluster that pulls from the registry by identity.
 
 The cluster runs as a user-assigned managed identity holding AcrPull on the container registry
-(scoped to the registry only), so it pulls the training image without any password. It scales to
-`min_nodes` (0 unless configured) after `idle_seconds_before_scaledown`.
+(scoped to the registry only), so it pulls the training image without any password, and Key Vault
+Secrets User on the workspace's key vault: Azure ML compute reads datastore credentials from the
+workspace key vault with the cluster's identity, and the vault uses Azure RBAC (no access
+policies), so the role is what grants it. It scales to `min_nodes` (0 unless configured) after
+`idle_seconds_before_scaledown`.
+
+Day two: the update API of an AmlCompute cluster (`ClusterUpdateParameters`) carries only its
+scale settings, and the cluster name is fixed by config. Every other property Azure cannot change
+in place, so a change of VM size, priority, OS or SSH access replaces the cluster, deleting the
+old one first (two clusters cannot share the name); a preview shows it as a replacement. Scale
+settings change in place.
 """
 
 from __future__ import annotations
@@ -20,6 +29,18 @@ from infra.settings import ClusterSettings
 # Built-in Azure role "AcrPull" (pull images from a container registry). Role definition ids of
 # built-in roles are the same GUID in every subscription and tenant.
 ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+# Built-in role "Key Vault Secrets User" (read secret contents) on an RBAC-mode vault.
+KEY_VAULT_SECRETS_USER_ROLE_ID = "4633458b-17de-408a-b874-0445c86b69e6"
+
+# AmlCompute properties Azure cannot update in place (anything outside the scale settings), as
+# paths of the Compute resource's inputs: a change replaces the cluster.
+REPLACED_ON_CHANGE = (
+    "properties.computeType",
+    "properties.properties.vmSize",
+    "properties.properties.vmPriority",
+    "properties.properties.osType",
+    "properties.properties.remoteLoginPortPublicAccess",
+)
 
 
 def role_definition_id(subscription_id: str, role_id: str) -> str:
@@ -28,9 +49,39 @@ def role_definition_id(subscription_id: str, role_id: str) -> str:
     return f"/subscriptions/{subscription_id}/{provider}/{role_id}"
 
 
-def assignment_name(scope: str, principal: str, role_id: str) -> str:
-    """Stable GUID naming a role assignment (role assignment names must be GUIDs)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal}|{role_id}"))
+def assignment_name(scope: str, principal_id: str, role_id: str) -> str:
+    """GUID naming a role assignment (names must be GUIDs), derived from what makes it unique:
+    scope, principal id and role. A replaced identity has a new principal id, so its assignment
+    gets a new name and is created beside the old one, which is deleted afterwards, instead of
+    colliding with it (Azure refuses a second assignment of the same name). Re-running after
+    lost state names the same assignment, which Azure accepts as the same PUT."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal_id}|{role_id}"))
+
+
+def _grant(
+    name: str,
+    role_id: str,
+    scope: pulumi.Input[str],
+    identity: managedidentity.UserAssignedIdentity,
+    subscription_id: str,
+    description: str,
+    opts: pulumi.ResourceOptions,
+) -> authorization.RoleAssignment:
+    """A built-in role for a cluster identity on one scope."""
+    return authorization.RoleAssignment(
+        name,
+        # Computing a name string from outputs is pure (no resource is created in apply).
+        role_assignment_name=pulumi.Output.all(scope, identity.principal_id).apply(
+            lambda parts: assignment_name(parts[0], parts[1], role_id)
+        ),
+        principal_id=identity.principal_id,
+        # Telling ARM the principal type avoids failures while the new identity replicates.
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=role_definition_id(subscription_id, role_id),
+        scope=scope,
+        description=description,
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +95,8 @@ class ComputeClusterArgs:
     resource_group_name: pulumi.Input[str]
     workspace_name: pulumi.Input[str]
     registry_id: pulumi.Input[str]
+    key_vault_id: pulumi.Input[str]
+    """The workspace's key vault (RBAC mode), where Azure ML keeps datastore credentials."""
     tags: Mapping[str, str]
 
 
@@ -70,20 +123,23 @@ class ComputeCluster(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        acr_pull = authorization.RoleAssignment(
+        acr_pull = _grant(
             f"{name}-acrpull",
-            # A name derived from scope, identity and role (not a random one): re-running after
-            # lost state targets the same assignment instead of failing with RoleAssignmentExists.
-            role_assignment_name=pulumi.Output.from_input(args.registry_id).apply(
-                lambda scope: assignment_name(scope, args.identity_name, ACR_PULL_ROLE_ID)
-            ),
-            principal_id=identity.principal_id,
-            # Telling ARM the principal type avoids failures while the new identity replicates.
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=role_definition_id(args.subscription_id, ACR_PULL_ROLE_ID),
-            scope=args.registry_id,
-            description=f"Compute cluster {cluster.name} pulls pipeline images",
-            opts=child,
+            ACR_PULL_ROLE_ID,
+            args.registry_id,
+            identity,
+            args.subscription_id,
+            f"Compute cluster {cluster.name} pulls pipeline images",
+            child,
+        )
+        secrets_user = _grant(
+            f"{name}-kvsecrets",
+            KEY_VAULT_SECRETS_USER_ROLE_ID,
+            args.key_vault_id,
+            identity,
+            args.subscription_id,
+            f"Compute cluster {cluster.name} reads datastore credentials",
+            child,
         )
         compute = ml.Compute(
             f"{name}-compute",
@@ -97,13 +153,20 @@ class ComputeCluster(pulumi.ComponentResource):
             ),
             properties=ml.AmlComputeArgs(
                 compute_type="AmlCompute",
-                description=f"Pipeline cluster ({cluster.priority.value}, max {cluster.max_nodes})",
+                # Only what a replacement changes anyway: a scale change stays an in-place update.
+                description=f"Pipeline cluster ({cluster.vm_size}, {cluster.priority.value})",
                 properties=_aml_properties(cluster),
             ),
             tags=dict(args.tags),
-            # The first job may start as soon as the cluster exists: it must already be able to
-            # pull the image.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[acr_pull]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The first job may start as soon as the cluster exists: it must already be able
+                # to pull the image and read datastore credentials.
+                depends_on=[acr_pull, secrets_user],
+                replace_on_changes=list(REPLACED_ON_CHANGE),
+                # The name is fixed by config: the old cluster must go before the new one comes.
+                delete_before_replace=True,
+            ),
         )
         self.compute_name = compute.name
         self.identity_id = identity.id

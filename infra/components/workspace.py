@@ -55,6 +55,7 @@ class Workspace(pulumi.ComponentResource):
     workspace_name: pulumi.Output[str]
     workspace_id: pulumi.Output[str]
     registry_id: pulumi.Output[str]
+    key_vault_id: pulumi.Output[str]
     registry_name: pulumi.Output[str]
     registry_login_server: pulumi.Output[str]
     studio_url: pulumi.Output[str]
@@ -101,6 +102,7 @@ class Workspace(pulumi.ComponentResource):
         self.workspace_name = workspace.name
         self.workspace_id = workspace.id
         self.registry_id = registry.id
+        self.key_vault_id = vault.id
         self.registry_name = registry.name
         self.registry_login_server = registry.login_server
         self.studio_url = pulumi.Output.all(self.resource_group_name, workspace.name).apply(
@@ -112,6 +114,7 @@ class Workspace(pulumi.ComponentResource):
                 "workspaceName": self.workspace_name,
                 "workspaceId": self.workspace_id,
                 "registryId": self.registry_id,
+                "keyVaultId": self.key_vault_id,
                 "registryName": self.registry_name,
                 "registryLoginServer": self.registry_login_server,
                 "studioUrl": self.studio_url,

@@ -59,6 +59,9 @@ class Registration:
     id: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    replace_on_changes: list[str] = field(default_factory=list)
+    """Input paths whose change the engine turns into a replacement (the resource option)."""
+    delete_before_replace: bool = False
 
 
 def _uuid(*parts: str) -> str:
@@ -274,6 +277,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     id=state.id,
                     inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
                     outputs=dict(state.state),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response

@@ -22,7 +22,11 @@ import pytest
 from mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
 from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
 
-from infra.components.compute import ACR_PULL_ROLE_ID, assignment_name
+from infra.components.compute import (
+    ACR_PULL_ROLE_ID,
+    KEY_VAULT_SECRETS_USER_ROLE_ID,
+    assignment_name,
+)
 from infra.definitions.hashing import build_context_tag
 from infra.naming import RULES
 from infra.settings import KEYS, Priority, Settings, parse_settings
@@ -189,29 +193,70 @@ _IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 _ROLE = "azure-native:authorization:RoleAssignment"
 
 
-def test_each_cluster_identity_holds_acr_pull_on_the_registry(run: Run) -> None:
+def test_each_cluster_identity_holds_acr_pull_and_key_vault_secrets_user(run: Run) -> None:
     registry = run.one("azure-native:containerregistry:Registry")
+    vault = run.one("azure-native:keyvault:Vault")
     identities = {i.id: i for i in run.of_type(_IDENTITY)}
     for compute in run.of_type(_COMPUTE):
         identity_spec = compute.inputs["identity"]
         assert identity_spec["type"] == "UserAssigned"
         (identity_id,) = identity_spec["userAssignedIdentities"]
-        identity = identities[identity_id]
-        grants = [
-            r
+        principal = identities[identity_id].outputs["principalId"]
+        grants = [r for r in run.of_type(_ROLE) if r.inputs["principalId"] == principal]
+        assert sorted((g.inputs["roleDefinitionId"], g.inputs["scope"]) for g in grants) == sorted(
+            [(ACR_PULL, registry.id), (_role(KEY_VAULT_SECRETS_USER_ROLE_ID), vault.id)]
+        ), f"cluster {compute.inputs['computeName']}: AcrPull on the registry, secrets on the vault"
+        for grant in grants:
+            assert grant.inputs["principalType"] == "ServicePrincipal"
+            # Role assignment names are GUIDs derived from scope, principal id and role.
+            name = grant.inputs["roleAssignmentName"]
+            assert str(uuid.UUID(name)) == name
+            role_id = grant.inputs["roleDefinitionId"].rsplit("/", 1)[1]
+            assert name == assignment_name(grant.inputs["scope"], principal, role_id)
+
+
+def _role(role_id: str) -> str:
+    return ACR_PULL.replace(ACR_PULL_ROLE_ID, role_id)
+
+
+def test_a_replaced_identity_gets_new_role_assignment_names(tmp_path: Path) -> None:
+    # Another prefix renames (so replaces) the identity: Azure gives it a new principal id, and
+    # its assignments must not reuse the old names (Azure would refuse: RoleAssignmentExists).
+    renamed = tmp_path / "Pulumi.dev.yaml"
+    renamed.write_text(
+        (REPO_ROOT / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+        + "  azureml-pipelines:namePrefix: teamml\n",
+        encoding="utf-8",
+    )
+    before = run_stack(REPO_ROOT / "Pulumi.dev.yaml")
+    after = run_stack(renamed)
+
+    def by_urn(run: Run) -> dict[str, tuple[str, str]]:
+        return {
+            r.urn: (r.inputs["principalId"], r.inputs["roleAssignmentName"])
             for r in run.of_type(_ROLE)
-            if r.inputs["principalId"] == identity.outputs["principalId"]
-        ]
-        assert [(g.inputs["roleDefinitionId"], g.inputs["scope"]) for g in grants] == [
-            (ACR_PULL, registry.id)
-        ], f"cluster {compute.inputs['computeName']} must hold AcrPull on the registry only"
-        assert grants[0].inputs["principalType"] == "ServicePrincipal"
-        # Role assignment names are GUIDs; ours is derived, so a rerun names the same one.
-        name = grants[0].inputs["roleAssignmentName"]
-        assert str(uuid.UUID(name)) == name
-        assert name == assignment_name(
-            registry.id, identity.inputs["resourceName"], ACR_PULL_ROLE_ID
-        )
+        }
+
+    old, new = by_urn(before), by_urn(after)
+    assert old.keys() == new.keys()  # the same logical resources, so Pulumi replaces them
+    for urn in old:
+        assert old[urn][0] != new[urn][0], "the mocks give a renamed identity a new principal"
+        assert old[urn][1] != new[urn][1], f"{urn} keeps its assignment name"
+
+
+def test_cluster_changes_azure_cannot_apply_in_place_replace_it_deleting_first(run: Run) -> None:
+    for compute in run.of_type(_COMPUTE):
+        assert set(compute.replace_on_changes) == {
+            "properties.computeType",
+            "properties.properties.vmSize",
+            "properties.properties.vmPriority",
+            "properties.properties.osType",
+            "properties.properties.remoteLoginPortPublicAccess",
+        }
+        # Scale settings are the one thing the AmlCompute update API takes: in place.
+        assert not any("scaleSettings" in path for path in compute.replace_on_changes)
+        # The name is fixed by config, so the old cluster must be deleted first.
+        assert compute.delete_before_replace is True
 
 
 def test_workspace_links_to_the_resources_created_with_it(run: Run) -> None:
@@ -439,3 +484,39 @@ def test_a_definition_naming_a_missing_cluster_stops_the_program(tmp_path: Path)
     assert "pipeline_defs/churn-train/pipeline.yaml:7: compute: unknown compute 'cpu-cluster'" in (
         done.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("file_name", "config", "expected"),
+    [
+        (
+            "Pulumi.badname.yaml",
+            "  azureml-pipelines:clusters:\n"
+            "    - {name: cpu-, vmSize: Standard_DS3_v2, maxNodes: 1}\n",
+            "azureml-pipelines:clusters[0].name: 'cpu-' is not allowed",
+        ),
+        (
+            "Pulumi.closed.yaml",
+            "  azureml-pipelines:publicNetworkAccess: Disabled\n",
+            "azureml-pipelines:publicNetworkAccess: Disabled is not supported",
+        ),
+        (
+            # Differs from the repository's Pulumi.dev.yaml only by case: same resource names.
+            "Pulumi.Dev.yaml",
+            "  azureml-pipelines:location: westeurope\n",
+            "stack 'Dev': maps to the same resource names as stack 'dev' (Pulumi.dev.yaml)",
+        ),
+    ],
+    ids=["cluster-name", "public-network-disabled", "colliding-stack"],
+)
+def test_settings_azure_would_reject_stop_the_program_before_any_resource(
+    tmp_path: Path, file_name: str, config: str, expected: str
+) -> None:
+    stack = tmp_path / file_name
+    stack.write_text("config:\n" + config, encoding="utf-8")
+    done = run_harness(stack)
+    assert done.returncode != 0
+    assert "invalid stack configuration" in done.stderr
+    assert expected in done.stderr
+    # The settings are read first: no resource was registered (the harness prints no record).
+    assert done.stdout == ""

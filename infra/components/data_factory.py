@@ -13,7 +13,9 @@ What it registers (all pulumi-azure-native `datafactory` / `authorization`):
   definition's parameters are the ADF pipeline's parameters (types and defaults carried over) and
   are passed on to Azure ML by name;
 - per `data_factory.triggers` entry, an ADF schedule trigger with the same recurrence Azure ML
-  would use (`effective_recurrence`), paused on stacks whose schedules are paused.
+  would use (`effective_recurrence`), started where the stack runs schedules and stopped where
+  it pauses them. The trigger is the dynamic :class:`DataFactoryTrigger`, which manages the
+  started/stopped state that azure-native's Trigger cannot (see :mod:`infra.provider.adf_trigger`).
 
 ADF object names carry `<prefix>-<stack>-` so several stacks can share an existing factory.
 """
@@ -33,6 +35,7 @@ from infra.data_factory_settings import DataFactorySettings
 from infra.definitions.loader import LoadedPipeline
 from infra.definitions.model import ParameterType, Recurrence, Schedule
 from infra.definitions.recurrence import effective_recurrence
+from infra.provider.adf_trigger import DataFactoryTrigger, DataFactoryTriggerArgs
 
 # ADF parameter types of the definition's parameter types.
 PARAMETER_TYPES = {
@@ -77,7 +80,7 @@ class DataFactory(pulumi.ComponentResource):
     pipeline_names: pulumi.Output[dict[str, str]]
     """Definition name -> ADF pipeline name."""
     pipelines: dict[str, adf.Pipeline]
-    triggers: dict[str, adf.Trigger]
+    triggers: dict[str, DataFactoryTrigger]
 
     def __init__(
         self, name: str, args: DataFactoryArgs, opts: pulumi.ResourceOptions | None = None
@@ -145,13 +148,20 @@ class DataFactory(pulumi.ComponentResource):
             self.pipelines[spec.name] = pipeline
             for trigger in spec.data_factory.triggers:
                 key = f"{spec.name}-{trigger.name}"
-                self.triggers[key] = adf.Trigger(
+                self.triggers[key] = DataFactoryTrigger(
                     f"{name}-{key}",
-                    factory_name=self.factory_name,
-                    resource_group_name=factory_group,
-                    trigger_name=f"{args.object_prefix}-{key}",
-                    properties=schedule_trigger(trigger, pipeline.name),
-                    opts=child,
+                    DataFactoryTriggerArgs(
+                        subscription_id=args.subscription_id,
+                        resource_group=factory_group,
+                        factory_name=self.factory_name,
+                        name=f"{args.object_prefix}-{key}",
+                        properties=trigger_properties(trigger, pipeline.name),
+                        # Runs where the stack runs schedules and the trigger itself is on;
+                        # elsewhere it exists, stopped (ADF's own default state).
+                        started=args.schedules_enabled and trigger.enabled,
+                        owner=f"azureml-pipelines:{args.object_prefix}",
+                    ),
+                    child,
                 )
         self.pipeline_names = pulumi.Output.all(
             **{key: p.name for key, p in self.pipelines.items()}
@@ -241,46 +251,42 @@ def execute_activity(
     )
 
 
-def trigger_recurrence(schedule: Schedule) -> adf.ScheduleTriggerRecurrenceArgs:
-    """ADF's recurrence of a schedule: the one Azure ML would run (cron translated)."""
+def trigger_recurrence(schedule: Schedule) -> dict[str, Any]:
+    """ADF's recurrence (REST shape) of a schedule: the one Azure ML would run (cron translated)."""
     rec: Recurrence = effective_recurrence(schedule)
     time_zone = rec.time_zone or schedule.time_zone
     start = rec.start_time or DEFAULT_TRIGGER_START
     # ADF wants UTC start times with 'Z' and other zones' start times without an offset.
     if time_zone == "UTC" and not start.endswith("Z"):
         start += "Z"
-    has_schedule = rec.hours is not None or rec.minutes is not None or rec.week_days is not None
-    return adf.ScheduleTriggerRecurrenceArgs(
-        frequency=rec.frequency.value,
-        interval=rec.interval,
-        start_time=start,
-        time_zone=time_zone,
-        schedule=adf.RecurrenceScheduleArgs(
-            hours=rec.hours,
-            minutes=rec.minutes,
-            week_days=[adf.DaysOfWeek(day.value) for day in rec.week_days]
-            if rec.week_days
-            else None,
-        )
-        if has_schedule
-        else None,
-    )
+    recurrence: dict[str, Any] = {
+        "frequency": rec.frequency.value,
+        "interval": rec.interval,
+        "startTime": start,
+        "timeZone": time_zone,
+    }
+    plan = {
+        "hours": rec.hours,
+        "minutes": rec.minutes,
+        "weekDays": [day.value for day in rec.week_days] if rec.week_days else None,
+    }
+    if any(value is not None for value in plan.values()):
+        recurrence["schedule"] = {k: v for k, v in plan.items() if v is not None}
+    return recurrence
 
 
-def schedule_trigger(
-    schedule: Schedule, pipeline_name: pulumi.Input[str]
-) -> adf.ScheduleTriggerArgs:
-    """An ADF schedule trigger running `pipeline_name` with the schedule's parameter values."""
-    return adf.ScheduleTriggerArgs(
-        type="ScheduleTrigger",
-        description=schedule.description or None,
-        recurrence=trigger_recurrence(schedule),
-        pipelines=[
-            adf.TriggerPipelineReferenceArgs(
-                pipeline_reference=adf.PipelineReferenceArgs(
-                    reference_name=pipeline_name, type="PipelineReference"
-                ),
-                parameters=dict(schedule.parameters) or None,
-            )
-        ],
-    )
+def trigger_properties(schedule: Schedule, pipeline_name: pulumi.Input[str]) -> dict[str, Any]:
+    """An ADF schedule trigger (REST shape) running `pipeline_name` with the schedule's values."""
+    target: dict[str, Any] = {
+        "pipelineReference": {"referenceName": pipeline_name, "type": "PipelineReference"}
+    }
+    if schedule.parameters:
+        target["parameters"] = dict(schedule.parameters)
+    properties: dict[str, Any] = {
+        "type": "ScheduleTrigger",
+        "pipelines": [target],
+        "typeProperties": {"recurrence": trigger_recurrence(schedule)},
+    }
+    if schedule.description:
+        properties["description"] = schedule.description
+    return properties

@@ -176,6 +176,17 @@ def _factory_child(collection: str, name_key: str) -> OutputModel:
     return model
 
 
+def _adf_trigger(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # What the trigger provider reports after writing it and starting it (or not).
+    factory = (
+        f"/subscriptions/{inputs['subscription_id']}/resourceGroups/{inputs['resource_group']}"
+        f"/providers/Microsoft.DataFactory/factories/{inputs['factory_name']}"
+    )
+    trigger_id = f"{factory}/triggers/{inputs['name']}"
+    state = "Started" if inputs["started"] else "Stopped"
+    return trigger_id, {"trigger_id": trigger_id, "runtime_state": state}
+
+
 # An existing factory the stack may name (`dataFactory.existing`), as `getFactory` returns it.
 EXISTING_FACTORIES = {"adf-shared": {"identity": {"type": "SystemAssigned"}}, "adf-no-identity": {}}
 GET_FACTORY = "azure-native:datafactory:getFactory"
@@ -214,7 +225,7 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
     "azure-native:datafactory:Factory": _factory,
     "azure-native:datafactory:LinkedService": _factory_child("linkedservices", "linkedServiceName"),
     "azure-native:datafactory:Pipeline": _factory_child("pipelines", "pipelineName"),
-    "azure-native:datafactory:Trigger": _factory_child("triggers", "triggerName"),
+    "pulumi-python:dynamic/datafactory:Trigger": _adf_trigger,
 }
 
 

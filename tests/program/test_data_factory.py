@@ -24,11 +24,18 @@ STACK_FILES = stack_files()
 _FACTORY = "azure-native:datafactory:Factory"
 _LINKED = "azure-native:datafactory:LinkedService"
 _PIPELINE = "azure-native:datafactory:Pipeline"
-_TRIGGER = "azure-native:datafactory:Trigger"
+_TRIGGER = "pulumi-python:dynamic/datafactory:Trigger"
 _ROLE = "azure-native:authorization:RoleAssignment"
 _WORKSPACE = "azure-native:machinelearningservices:Workspace"
 _ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
-ADF_TYPES = {_FACTORY, _LINKED, _PIPELINE, _TRIGGER, "azureml-pipelines:data_factory:DataFactory"}
+ADF_TYPES = {
+    _FACTORY,
+    _LINKED,
+    _PIPELINE,
+    _TRIGGER,
+    "azure-native:datafactory:Trigger",
+    "azureml-pipelines:data_factory:DataFactory",
+}
 
 
 def _definitions() -> dict[str, LoadedPipeline]:
@@ -196,7 +203,10 @@ def _recurrence(schedule: Any) -> dict[str, Any]:
         "frequency": rec.frequency.value,
         "interval": rec.interval,
         "timeZone": rec.time_zone,
+        "startTime": rec.start_time or "2025-01-01T00:00:00",
     }
+    if rec.time_zone == "UTC":
+        expected["startTime"] += "Z"
     plan = {
         "hours": rec.hours,
         "minutes": rec.minutes,
@@ -216,20 +226,43 @@ def test_triggers_follow_the_definitions_recurrence_and_parameters(dev_with_fact
     for run in _factory_runs(dev_with_factory):
         prefix = f"{run.settings.name_prefix}-{run.stack}-"
         pipelines = _adf_pipelines(run)
-        triggers = {t.inputs["triggerName"]: t for t in run.of_type(_TRIGGER)}
+        triggers = {t.inputs["name"]: t for t in run.of_type(_TRIGGER)}
         assert set(triggers) == {f"{prefix}{p}-{t}" for p, t in expected_triggers}
+        factory = run.exports["dataFactoryName"]
         for (pipeline, name), schedule in expected_triggers.items():
-            properties = triggers[f"{prefix}{pipeline}-{name}"].inputs["properties"]
+            trigger = triggers[f"{prefix}{pipeline}-{name}"].inputs
+            assert (trigger["factory_name"], trigger["subscription_id"]) == (
+                factory,
+                SUBSCRIPTION_ID,
+            )
+            properties = trigger["properties"]
             assert properties["type"] == "ScheduleTrigger"
-            recurrence = dict(properties["recurrence"])
-            assert recurrence.pop("startTime")
-            assert recurrence == _recurrence(schedule)
+            assert properties["typeProperties"]["recurrence"] == _recurrence(schedule)
             (target,) = properties["pipelines"]
             assert target["pipelineReference"] == {
                 "referenceName": pipelines[pipeline].inputs["pipelineName"],
                 "type": "PipelineReference",
             }
             assert target.get("parameters", {}) == schedule.parameters
+            # Started where the stack runs schedules (and the trigger is on), stopped elsewhere.
+            assert trigger["started"] is (run.settings.schedules_enabled and schedule.enabled)
+            assert triggers[f"{prefix}{pipeline}-{name}"].outputs["runtime_state"] == (
+                "Started" if trigger["started"] else "Stopped"
+            )
+
+
+def test_dev_with_a_factory_creates_its_triggers_stopped(dev_with_factory: Run) -> None:
+    assert not dev_with_factory.settings.schedules_enabled
+    triggers = dev_with_factory.of_type(_TRIGGER)
+    assert triggers
+    assert all(t.inputs["started"] is False for t in triggers)
+
+
+def test_prod_starts_its_triggers() -> None:
+    run = run_stack(REPO_ROOT / "Pulumi.prod.yaml")
+    triggers = run.of_type(_TRIGGER)
+    assert triggers
+    assert all(t.inputs["started"] is True for t in triggers)
 
 
 def test_an_existing_factory_is_used_not_created(tmp_path: Path) -> None:

@@ -21,12 +21,15 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from infra.provider.adf_trigger import DataFactoryTriggerProvider
 from infra.provider.props import PROVIDER_KEY
 from infra.provider.provider import PipelineEndpointProvider, PipelineScheduleProvider
 
 ENDPOINT_TYPE = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 SCHEDULE_TYPE = "pulumi-python:dynamic/azureml:PipelineSchedule"
+ADF_TRIGGER_TYPE = "pulumi-python:dynamic/datafactory:Trigger"
 PROVIDERS = {
+    ADF_TRIGGER_TYPE: serialize_provider(DataFactoryTriggerProvider()),
     ENDPOINT_TYPE: serialize_provider(PipelineEndpointProvider()),
     SCHEDULE_TYPE: serialize_provider(PipelineScheduleProvider()),
 }
@@ -34,7 +37,13 @@ PROVIDERS = {
 
 def to_struct(props: dict[str, Any]) -> struct_pb2.Struct:
     """Serialize like the engine/SDK does."""
-    return asyncio.run(rpc.serialize_properties(props, {}))
+    # A private loop: asyncio.run would leave the main thread without a current loop, which
+    # breaks Pulumi mocks used later in the same process (they call get_event_loop()).
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(props, {}))
+    finally:
+        loop.close()
 
 
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:

@@ -60,8 +60,9 @@ class OutputRef:
 Token = Literal | ParamRef | InputRef | OutputRef
 
 
-def _literal_text(value: str | int | float | bool) -> str:
-    # YAML booleans become the strings Python's argparse and R's optparse users expect.
+def format_value(value: str | int | float | bool) -> str:
+    """A literal argument or parameter value as command-line text. YAML booleans become the
+    strings Python's argparse and R's optparse users expect (true/false, not True/False)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -70,7 +71,7 @@ def _literal_text(value: str | int | float | bool) -> str:
 def parse_argument(value: str | int | float | bool) -> Token:
     """Parse one argument into a token; raise :class:`InvalidReference` for malformed references."""
     if not isinstance(value, str):
-        return Literal(_literal_text(value))
+        return Literal(format_value(value))
     matches = list(_REF.finditer(value))
     if not matches:
         if "${{" in value:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from infra.definitions.model import PipelineSpec
@@ -22,10 +21,3 @@ def pipeline_schema() -> dict[str, Any]:
 def render_schema() -> str:
     """The schema as written to disk (stable formatting, trailing newline)."""
     return json.dumps(pipeline_schema(), indent=2, sort_keys=True) + "\n"
-
-
-def write_schema(folder: Path) -> Path:
-    """Write the schema into `folder`; return its path."""
-    path = folder / SCHEMA_FILE
-    path.write_text(render_schema(), encoding="utf-8")
-    return path

@@ -46,6 +46,6 @@ def load_build(
         loaded.folder,
         dict(images),
         content_hash,
-        version_key or content_hash,
+        version_key,
         dict(registry_identities or {}),
     )

@@ -266,7 +266,7 @@ class LocalBackend:
                     new_id,
                     self.ws,
                     build.name,
-                    build.version_key or build.content_hash,
+                    build.version_tag,
                     Status.ACTIVE.value,
                     build.spec.model_dump_json(),
                     json.dumps(build.images, sort_keys=True),

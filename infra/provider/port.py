@@ -66,6 +66,12 @@ class PipelineBuild:
     registry_identities: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Cluster name -> (identity resource id, client id) used to pull the image."""
 
+    @property
+    def version_tag(self) -> str:
+        """What the published version records: the version key, or the content hash when no
+        key was given (every backend tags a publish with this, so retries recognise it)."""
+        return self.version_key or self.content_hash
+
 
 @dataclass(frozen=True)
 class PublishedPipelineRecord:

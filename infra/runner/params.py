@@ -56,10 +56,3 @@ def resolve_parameters(
         seen.add(name)
         values[name] = parse_value(name, declared[name].type, text)
     return values
-
-
-def format_value(value: ParameterValue) -> str:
-    """A parameter value as a command-line argument (booleans as true/false, like literals)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

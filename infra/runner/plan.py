@@ -13,8 +13,7 @@ from pathlib import Path, PurePosixPath
 from infra.definitions.command import step_command
 from infra.definitions.loader import LoadedPipeline
 from infra.definitions.model import AnyStep, ParameterValue
-from infra.definitions.refs import resolve_arguments, step_inputs
-from infra.runner.params import format_value
+from infra.definitions.refs import format_value, resolve_arguments, step_inputs
 
 # Where a container sees its folders. Fixed paths keep argument lists readable in logs.
 CONTAINER_ROOT = PurePosixPath("/amlpipe")

@@ -144,7 +144,7 @@ class AzureMLBackend:
         """Compile, upload code and publish; the version records the content hash."""
         from azureml.pipeline.core import Pipeline
 
-        version = build.version_key or build.content_hash
+        version = build.version_tag
         compiled = compile_steps(build.spec, build.folder, build.images, build.registry_identities)
         pipeline = Pipeline(
             workspace=self.workspace(),

@@ -12,6 +12,7 @@ order and formatting never change a hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -118,6 +119,12 @@ def ignore_rules(folder: Path, ignore_file: str | None) -> IgnoreRules:
     patterns = list(_ALWAYS_IGNORED)
     if ignore_file and (folder / ignore_file).is_file():
         patterns += (folder / ignore_file).read_text(encoding="utf-8").splitlines()
+    return _compiled_rules(tuple(patterns))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_rules(patterns: tuple[str, ...]) -> IgnoreRules:
+    # Most code folders share the same rules (the always-ignored ones): compile them once.
     return IgnoreRules(patterns)
 
 

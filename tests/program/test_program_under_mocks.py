@@ -27,6 +27,7 @@ from infra.components.compute import (
     KEY_VAULT_SECRETS_USER_ROLE_ID,
     assignment_name,
 )
+from infra.components.image import stage_context
 from infra.definitions.hashing import build_context_tag
 from infra.naming import RULES
 from infra.settings import KEYS, Priority, Settings, parse_settings
@@ -342,8 +343,16 @@ def test_image_is_tagged_by_context_hash_and_pushed_without_credentials(run: Run
         tag = build_context_tag(REPO_ROOT / image.context, dict(image.build_args))
         (built,) = [i for i in images if i.inputs["tags"] == [f"{login_server}/{key}:{tag}"]]
         # The harness runs the program from the repository root.
-        assert built.inputs["context"] == {"location": image.context}
-        assert built.inputs["dockerfile"] == {"location": f"{image.context}/{image.dockerfile}"}
+        # The staged copy of the context (normalized modes), relative to the project root.
+        context = REPO_ROOT / image.context
+        staged = stage_context(context, context / image.dockerfile, REPO_ROOT)
+        assert built.inputs["context"] == {
+            "location": staged.context.relative_to(REPO_ROOT).as_posix()
+        }
+        assert built.inputs["dockerfile"] == {
+            "location": staged.dockerfile.relative_to(REPO_ROOT).as_posix()
+        }
+        assert built.inputs["context"]["location"].startswith(".amlpipe/image-contexts/")
         assert built.inputs["push"] is True
         assert built.inputs["buildOnPreview"] is False
         # No registry credentials in inputs: they would be stored in the Pulumi state.
@@ -371,8 +380,10 @@ def test_image_paths_are_relative_to_the_project_root_whatever_the_working_direc
         for r in json.loads(done.stdout)["registrations"]
         if r["type"] == "docker-build:index:Image"
     ]
-    assert image["inputs"]["context"] == {"location": "docker"}
-    assert image["inputs"]["dockerfile"] == {"location": "docker/Dockerfile"}
+    staged = stage_context(REPO_ROOT / "docker", REPO_ROOT / "docker" / "Dockerfile", REPO_ROOT)
+    location = staged.context.relative_to(REPO_ROOT).as_posix()
+    assert image["inputs"]["context"] == {"location": location}
+    assert image["inputs"]["dockerfile"] == {"location": f"{location}/Dockerfile"}
 
 
 def test_stack_outputs_describe_the_deployment(run: Run) -> None:

@@ -159,3 +159,27 @@ def test_preview_of_a_stack_that_does_not_exist_yet_is_skipped_with_a_notice(
     if not exists:
         assert "does not exist yet" in summary.read_text()
         assert "::notice" in done.stdout
+
+
+def test_no_workflow_refreshes_without_registry_login() -> None:
+    # docker-build's read of an image it cannot see (no registry login) drops the image from the
+    # state; the next `up` then rebuilds and pushes it. A refresh must follow `az acr login`.
+    for path in FILES:
+        workflow = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        for name, job in workflow["jobs"].items():
+            logged_in = False
+            for step in job.get("steps", []):
+                run = str(step.get("run", ""))
+                logged_in = logged_in or "az acr login" in run
+                refreshes = (
+                    "pulumi refresh" in run
+                    or "--refresh" in run
+                    or (
+                        str(step.get("uses", "")).startswith("pulumi/actions@")
+                        and (
+                            step.get("with", {}).get("refresh") in (True, "true")
+                            or step.get("with", {}).get("command") == "refresh"
+                        )
+                    )
+                )
+                assert not refreshes or logged_in, f"{path.name} job {name} refreshes without login"

@@ -100,8 +100,9 @@ class DataFactory(pulumi.ComponentResource):
         role = settings.role
         grant = authorization.RoleAssignment(
             f"{name}-workspace-role",
-            # Derived from scope, factory and role: a rerun after lost state names the same one.
-            role_assignment_name=pulumi.Output.all(args.workspace_id, self.factory_name).apply(
+            # Derived from scope, principal and role (the compute clusters' rule): a rerun after
+            # lost state names the same one, a replaced factory's new identity gets a new one.
+            role_assignment_name=pulumi.Output.all(args.workspace_id, self.principal_id).apply(
                 lambda parts: assignment_name(parts[0], parts[1], role.role_id)
             ),
             principal_id=self.principal_id,

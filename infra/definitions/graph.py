@@ -43,28 +43,29 @@ def upstream_of(spec: PipelineSpec) -> dict[str, set[str]]:
 
 
 def find_cycle(deps: Mapping[str, set[str]]) -> list[str] | None:
-    """A dependency cycle as a list of step names (each waits for the previous), or None."""
+    """A dependency cycle as a list of step names (each waits for the previous), or None.
+
+    Iterative depth-first search (an explicit stack, not recursion): a chain of thousands of
+    steps must not hit Python's recursion limit."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for upstream in sorted(deps.get(node, ())):
-            if upstream not in deps:
+    for root in sorted(deps):
+        if state.get(root) is not None:
+            continue
+        path: list[str] = [root]
+        pending: list[list[str]] = [sorted(u for u in deps[root] if u in deps)]
+        state[root] = 1
+        while path:
+            if not pending[-1]:
+                state[path.pop()] = 2
+                pending.pop()
                 continue
+            upstream = pending[-1].pop(0)
             if state.get(upstream) == 1:
-                cycle = stack[stack.index(upstream) :]
-                return list(reversed(cycle))
-            if state.get(upstream) is None and (found := visit(upstream)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(deps):
-        if state.get(node) is None and (found := visit(node)):
-            return found
+                return list(reversed(path[path.index(upstream) :]))
+            if state.get(upstream) is None:
+                state[upstream] = 1
+                path.append(upstream)
+                pending.append(sorted(u for u in deps[upstream] if u in deps))
     return None
 
 

@@ -1,23 +1,21 @@
 """Load `pipeline_defs/` into validated specs, reporting every problem with file, key path and line.
 
-YAML is read with ruamel's round-trip loader because it keeps the line of every key and item; the
-plain data is then validated by pydantic (structure) and :mod:`infra.definitions.validate`
-(meaning). Parts that are structurally sound are still checked for meaning when other parts
-are not, so one run reports all problems in a file.
+YAML is read by :mod:`infra.definitions.yamlsource` (libyaml events, bounded size, depth and alias
+expansion, the line of every key and item); the plain data is then validated by pydantic
+(structure) and :mod:`infra.definitions.validate` (meaning). Parts that are structurally sound
+are still checked for meaning when other parts are not, so one run reports all problems in a file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from infra.definitions.errors import KeyPath, SpecError, SpecErrors
 from infra.definitions.model import (
@@ -29,6 +27,7 @@ from infra.definitions.model import (
     Step,
 )
 from infra.definitions.validate import KnownNames, PartialSpec, validate_partial
+from infra.definitions.yamlsource import YamlDocument, YamlProblem, load_yaml_file
 
 PIPELINE_FILE = "pipeline.yaml"
 _STEP_TAGS = {"python", "r", "command"}
@@ -77,64 +76,66 @@ class DefinitionSet:
 
 def find_repo_root(start: Path) -> Path:
     """The nearest folder at or above `start` holding `Pulumi.yaml` or `.git` (else `start`)."""
-    start = start.resolve()
+    return _marked_root(start) or start.resolve()
+
+
+def _marked_root(start: Path) -> Path | None:
+    start = _resolved(start)
     for folder in [start, *start.parents]:
         if (folder / "Pulumi.yaml").exists() or (folder / ".git").exists():
             return folder
-    return start
+    return None
+
+
+def definitions_root(files: Sequence[Path]) -> Path:
+    """The folder code folders must stay inside: the repository (nearest `Pulumi.yaml` or `.git`
+    above the definitions) or, outside any repository, the definitions folder, i.e. the folder
+    holding the pipeline folders (never one pipeline's own folder)."""
+    if not files:
+        return find_repo_root(Path.cwd())
+    marked = _marked_root(files[0].parent)
+    if marked is not None:
+        return marked
+    folders = [str(_resolved(f.parent).parent) for f in files]
+    return Path(os.path.commonpath(folders))
 
 
 def find_pipeline_files(path: Path) -> list[Path]:
-    """`pipeline.yaml` files under `path` (a file, a pipeline folder or a folder of them)."""
-    if path.is_file():
+    """`pipeline.yaml` entries under `path` (a file, a pipeline folder or a folder of them).
+
+    Whatever is called `pipeline.yaml` is returned, folders and devices included: the loader says
+    what is wrong with it rather than skipping it."""
+    if not path.is_dir():
         return [path]
-    if (path / PIPELINE_FILE).is_file():
+    if _present(path / PIPELINE_FILE):
         return [path / PIPELINE_FILE]
-    return sorted(p for p in path.glob(f"*/{PIPELINE_FILE}") if p.is_file())
+    with os.scandir(path) as entries:  # OSError (e.g. unreadable folder): the caller reports it
+        folders = sorted(e.path for e in entries if e.is_dir())
+    return [Path(f) / PIPELINE_FILE for f in folders if _present(Path(f) / PIPELINE_FILE)]
+
+
+def _present(path: Path) -> bool:
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute form where it cannot be resolved (loop, NUL, too long)."""
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def display_path(path: Path) -> str:
     """A path as shown in messages: relative to the working directory when below it."""
     try:
         return os.path.relpath(path.resolve(), Path.cwd())
-    except ValueError:
-        return str(path)
-
-
-def _line_of(root: Any, path: KeyPath) -> int | None:
-    """1-based line of the deepest node of `path` present in the YAML tree."""
-    node, line = root, None
-    if isinstance(root, CommentedMap | CommentedSeq):
-        line = root.lc.line + 1
-    for part in path:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            # Missing key (e.g. "field required") or a union tag: stay on the parent's line.
-            continue
-    return line
-
-
-def _plain(node: Any) -> Any:
-    """ruamel round-trip nodes to plain Python values (scalar subclasses included)."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    # Dates and timestamps: keep their ISO text (start_time is a string in the model).
-    return node.isoformat() if hasattr(node, "isoformat") else str(node)
+    except (OSError, ValueError, RuntimeError):
+        # Unresolvable (NUL byte, link loop, too long, cwd gone): show it as given, printable.
+        return repr(str(path))[1:-1]
 
 
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> KeyPath:
@@ -156,8 +157,31 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> KeyPath:
     return tuple(path)
 
 
+_TYPE_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "list",
+    dict: "mapping",
+    type(None): "null",
+}
+
+
+def _got(value: Any) -> str:
+    """What the user wrote, for 'expected X, got Y' messages (short)."""
+    name = _TYPE_NAMES.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return name
+    text = repr(value)
+    return f"{name} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
 def _pydantic_message(error: Any) -> str:
     kind, msg = error["type"], error["msg"]
+    if kind.endswith("_type") or kind in ("bool_parsing", "int_parsing", "float_parsing"):
+        # Strict types: say what was written, so `interval: true` and `'2'` read as what they are.
+        return f"{msg.split(',')[0]}, got {_got(error.get('input'))}"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
@@ -172,11 +196,11 @@ def _pydantic_message(error: Any) -> str:
     return str(msg)
 
 
-def _structural_errors(exc: ValidationError, data: Any, tree: Any, file: str) -> list[SpecError]:
+def _structural_errors(exc: ValidationError, doc: YamlDocument, file: str) -> list[SpecError]:
     errors = []
     for error in exc.errors():
-        path = _clean_loc(tuple(error["loc"]), data)
-        errors.append(SpecError(file, _line_of(tree, path), path, _pydantic_message(error)))
+        path = _clean_loc(tuple(error["loc"]), doc.data)
+        errors.append(SpecError(file, doc.line_of(path), path, _pydantic_message(error)))
     return errors
 
 
@@ -185,14 +209,15 @@ def _partial(data: dict[str, Any]) -> PartialSpec:
 
     def valid(adapter: TypeAdapter[Any], value: Any) -> Any:
         try:
-            return adapter.validate_python(value)
+            return adapter.validate_python(value, strict=True)
         except ValidationError as exc:
             # Unknown keys are already reported; check the rest of the part as if they were absent.
             extra = {e["loc"][-1] for e in exc.errors() if e["type"] == "extra_forbidden"}
             if not extra or not isinstance(value, dict) or len(exc.errors()) != len(extra):
                 return None
             try:
-                return adapter.validate_python({k: v for k, v in value.items() if k not in extra})
+                kept = {k: v for k, v in value.items() if k not in extra}
+                return adapter.validate_python(kept, strict=True)
             except ValidationError:
                 return None
 
@@ -221,28 +246,40 @@ def load_pipeline(
     """Load and validate one `pipeline.yaml`; return the pipeline (if valid) and its problems."""
     shown = display_path(file)
     try:
-        tree = YAML(typ="rt").load(file.read_text(encoding="utf-8"))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        return None, [SpecError(shown, line, (), f"YAML syntax error: {exc.problem or exc}")]
-    except (YAMLError, UnicodeDecodeError, OSError) as exc:
-        return None, [SpecError(shown, None, (), f"cannot read definition: {exc}")]
-    if not isinstance(tree, dict):
+        doc = load_yaml_file(file)
+    except YamlProblem as unreadable:
+        return None, [SpecError(shown, unreadable.line, unreadable.path, unreadable.message)]
+    if not isinstance(doc.data, dict):
         return None, [SpecError(shown, 1, (), "a pipeline definition must be a YAML mapping")]
-    data = _plain(tree)
+    data: dict[str, Any] = doc.data
 
     errors: list[SpecError] = []
     spec: PipelineSpec | None = None
     try:
-        spec = PipelineSpec.model_validate(data)
+        # Strict: what the file says is what it means (no 'true' -> 1, no '2' -> 2).
+        spec = PipelineSpec.model_validate(data, strict=True)
     except ValidationError as exc:
-        errors += _structural_errors(exc, data, tree, shown)
+        errors += _structural_errors(exc, doc, shown)
     for problem in validate_partial(_partial(data), file.parent, repo_root, known):
-        errors.append(SpecError(shown, _line_of(tree, problem.path), problem.path, problem.message))
+        errors.append(SpecError(shown, doc.line_of(problem.path), problem.path, problem.message))
     if spec is None or errors:
         return None, sorted(errors, key=lambda e: e.line or 0)
     return LoadedPipeline(spec=spec, file=file), []
+
+
+def _missing_reason(path: Path) -> str:
+    try:
+        os.stat(path)
+    except ValueError:
+        return "not a valid path (it contains a NUL byte)"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return "name too long for the file system"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"cannot read: {exc.strerror}"
+    return "no such file or folder"
 
 
 def load_definitions(
@@ -250,18 +287,27 @@ def load_definitions(
 ) -> DefinitionSet:
     """Load every pipeline under `paths`; pipeline names must be unique across all of them."""
     files: list[Path] = []
+    seen: set[Path] = set()
     errors: list[SpecError] = []
     for path in paths:
-        if not path.exists():
-            errors.append(SpecError(display_path(path), None, (), "no such file or folder"))
+        if not _present(path):
+            errors.append(SpecError(display_path(path), None, (), _missing_reason(path)))
             continue
-        found = find_pipeline_files(path)
+        try:
+            found = find_pipeline_files(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            errors.append(SpecError(display_path(path), None, (), f"cannot read folder: {reason}"))
+            continue
         if not found:
             errors.append(
                 SpecError(display_path(path), None, (), f"no {PIPELINE_FILE} found in this folder")
             )
-        files += [f for f in found if f.resolve() not in {x.resolve() for x in files}]
-    root = repo_root or find_repo_root(files[0].parent if files else Path.cwd())
+        for file in found:
+            if _resolved(file) not in seen:
+                seen.add(_resolved(file))
+                files.append(file)
+    root = repo_root or definitions_root(files)
     pipelines: list[LoadedPipeline] = []
     first_file_of: dict[str, LoadedPipeline] = {}
     for file in files:
@@ -271,11 +317,10 @@ def load_definitions(
             continue
         name = pipeline.spec.name
         if name in first_file_of:
-            tree = YAML(typ="rt").load(file.read_text(encoding="utf-8"))
             errors.append(
                 SpecError(
                     display_path(file),
-                    _line_of(tree, ("name",)),
+                    load_yaml_file(file).line_of(("name",)),
                     ("name",),
                     f"duplicate pipeline name {name!r}: already defined in "
                     f"{display_path(first_file_of[name].file)}",

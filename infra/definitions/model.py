@@ -8,10 +8,12 @@ location.
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Literal
+from collections.abc import Callable
+from enum import Enum, StrEnum
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 # Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting
 # with a letter or digit. We keep to 1-64 characters so derived names ("<pipeline>-<schedule>")
@@ -24,10 +26,44 @@ IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 
 
+def azure_output_name(step: str, output: str) -> str:
+    """The name a step output has on Azure ML (its `OutputFileDatasetConfig` and the input port of
+    each step reading it): step and output joined by '_'. Distinct pairs can meet on one name
+    (`a_b`.`c` and `a`.`b_c`); validation rejects that with this same function, which the compile
+    step must use to name outputs."""
+    return f"{step}_{output}"
+
+
 class _Strict(BaseModel):
-    """Base for every definition model: unknown keys are errors, models are immutable."""
+    """Base for every definition model: unknown keys are errors, models are immutable.
+
+    Definition files are validated with `strict=True` (see the loader): `interval: true` or
+    `interval: '2'` is an error there, never converted to 1 or 2. Machine-written copies (Pulumi
+    state, whose numbers travel as floats) are validated without it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _by_value(enum_type: type[E]) -> Callable[[object], object]:
+    """Validator for an enum field that takes its exact values even under strict validation
+    (which otherwise wants enum instances, while YAML gives strings)."""
+    values = [repr(member.value) for member in enum_type]
+    expected = ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+
+    def convert(value: object) -> object:
+        if isinstance(value, enum_type):
+            return value
+        try:
+            return enum_type(value)
+        except (ValueError, TypeError):
+            raise PydanticCustomError(
+                "enum", "Input should be {expected}", {"expected": expected}
+            ) from None
+
+    return convert
 
 
 class ParameterType(StrEnum):
@@ -39,13 +75,14 @@ class ParameterType(StrEnum):
     BOOL = "bool"
 
 
+ParameterTypeField = Annotated[ParameterType, BeforeValidator(_by_value(ParameterType))]
 ParameterValue = bool | int | float | str
 
 
 class Parameter(_Strict):
     """A typed pipeline parameter with its default value."""
 
-    type: ParameterType
+    type: ParameterTypeField
     default: ParameterValue
     description: str = ""
 
@@ -72,6 +109,10 @@ class WeekDay(StrEnum):
     SUNDAY = "Sunday"
 
 
+FrequencyField = Annotated[Frequency, BeforeValidator(_by_value(Frequency))]
+WeekDayField = Annotated[WeekDay, BeforeValidator(_by_value(WeekDay))]
+
+
 class Recurrence(_Strict):
     """A schedule recurrence in Azure ML v1 terms (`azureml.pipeline.core.ScheduleRecurrence`).
 
@@ -79,11 +120,11 @@ class Recurrence(_Strict):
     are checked in :mod:`infra.definitions.recurrence` so they are reported with the other problems.
     """
 
-    frequency: Frequency
+    frequency: FrequencyField
     interval: Annotated[int, Field(ge=1, le=1000)] = 1
     hours: list[Annotated[int, Field(ge=0, le=23)]] | None = None
     minutes: list[Annotated[int, Field(ge=0, le=59)]] | None = None
-    week_days: list[WeekDay] | None = None
+    week_days: list[WeekDayField] | None = None
     time_zone: str | None = None
     start_time: str | None = None
 

@@ -8,6 +8,7 @@ minute lists), or rejected with the reason when v1 cannot express it (day-of-mon
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,9 @@ class RecurrenceProblem:
 
     path: tuple[str | int, ...]
     message: str
+
+
+_CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
 
 class CronNotExpressible(ValueError):
@@ -99,6 +103,36 @@ def time_zone_problem(name: str) -> str | None:
     )
 
 
+# Plain cron only: numbers or names, ranges, steps and lists. Anything else is an extension
+# (Quartz, Jenkins, croniter) whose meaning a v1 recurrence cannot hold; croniter would accept some
+# of them and drop what they mean (`1#2`, the second Monday, would expand to every Monday).
+_CRON_NAMES = "SUN|MON|TUE|WED|THU|FRI|SAT|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_CRON_ITEM = re.compile(
+    rf"^(?:\*|(?:[0-9]+|{_CRON_NAMES})(?:-(?:[0-9]+|{_CRON_NAMES}))?)(?:/[0-9]+)?$",
+    re.ASCII | re.IGNORECASE,
+)
+_CRON_EXTENSIONS = {
+    "#": "'#' (the nth week day of a month)",
+    "L": "'L' (the last day or last week day of a month)",
+    "W": "'W' (the week day nearest a date)",
+    "?": "'?' (no specific value)",
+    "H": "'H' (a hashed value)",
+    "R": "'R' (a random value)",
+}
+
+
+def _cron_extension(field: str) -> str | None:
+    """Why a cron field is not plain cron (None when every item of it is)."""
+    for item in field.split(","):
+        if _CRON_ITEM.match(item):
+            continue
+        for char, meaning in _CRON_EXTENSIONS.items():
+            if char in item.upper():
+                return meaning
+        return ""
+    return None
+
+
 def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
     """Translate a 5-field cron expression into an equivalent Azure ML v1 recurrence.
 
@@ -110,6 +144,19 @@ def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
             f"cron {expression!r} must have 5 fields (minute hour day-of-month month day-of-week), "
             f"got {len(fields)}"
         )
+    for field_name, field in zip(_CRON_FIELDS, fields, strict=True):
+        reason = _cron_extension(field)
+        if reason == "":
+            raise ValueError(
+                f"cron {expression!r} is not a valid cron expression ({field!r} in the "
+                f"{field_name} field)"
+            )
+        if reason:
+            raise CronNotExpressible(
+                f"cron {expression!r} uses {reason} in the {field_name} field, which Azure ML v1 "
+                "recurrences cannot express; use plain numbers, ranges, steps and lists, or a "
+                "recurrence"
+            )
     # croniter (and dateutil under it) loads only when a schedule is written as cron.
     from croniter import croniter
 

@@ -6,7 +6,9 @@ a typo in one step still gets its other steps, cycles and schedules checked in t
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from infra.definitions.model import (
     ParameterType,
     ParameterValue,
     Schedule,
+    azure_output_name,
 )
 from infra.definitions.recurrence import (
     CronNotExpressible,
@@ -116,29 +119,86 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.commonpath([path, folder]) == str(folder)
 
 
+def _shown(text: str) -> str:
+    """A user-written path for a message: quoted, control characters escaped, long ones cut."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
+class _Unusable(Exception):
+    """A path that cannot even be looked up (the reason is the message)."""
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except ValueError:
+        raise _Unusable("contains a NUL byte") from None
+    except RuntimeError:
+        raise _Unusable("symbolic link loop") from None
+    except OSError as exc:
+        raise _Unusable(_os_reason(exc)) from None
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "name too long for the file system"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return exc.strerror or str(exc)
+
+
+def _kind_of(path: Path) -> str:
+    """'dir', 'file', 'missing' or 'other'; raises _Unusable when it cannot be looked up."""
+    try:
+        mode = path.stat().st_mode
+    except ValueError:
+        raise _Unusable("contains a NUL byte") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "missing"
+        raise _Unusable(_os_reason(exc)) from None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
 def _check_files(
     index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path
 ) -> Iterator[Problem]:
     root = repo_root.resolve()
-    code = (pipeline_dir / step.code).resolve()
-    if not _inside(code, root):
-        yield Problem(
-            ("steps", index, "code"), f"code folder {step.code!r} escapes the repository ({root})"
-        )
+    where = ("steps", index, "code")
+    try:
+        code = _resolve(pipeline_dir / step.code)
+        if not _inside(code, root):
+            yield Problem(where, f"code folder {_shown(step.code)} escapes the repository ({root})")
+            return
+        kind = _kind_of(code)
+    except _Unusable as exc:
+        yield Problem(where, f"code folder {_shown(step.code)}: {exc}")
         return
-    if not code.is_dir():
-        yield Problem(("steps", index, "code"), f"code folder {step.code!r} not found ({code})")
+    if kind != "dir":
+        found = "not found" if kind == "missing" else "is not a folder"
+        yield Problem(where, f"code folder {_shown(step.code)} {found} ({code})")
+        return
+    if not os.access(code, os.R_OK | os.X_OK):
+        yield Problem(where, f"code folder {_shown(step.code)} cannot be read (permission denied)")
         return
     if isinstance(step, CommandStep):
         return
-    script = (code / step.script).resolve()
-    if not _inside(script, code):
-        yield Problem(("steps", index, "script"), f"script {step.script!r} escapes its code folder")
-    elif not script.is_file():
+    where = ("steps", index, "script")
+    try:
+        script = _resolve(code / step.script)
+        if not _inside(script, code):
+            yield Problem(where, f"script {_shown(step.script)} escapes its code folder")
+            return
+        kind = _kind_of(script)
+    except _Unusable as exc:
+        yield Problem(where, f"script {_shown(step.script)}: {exc}")
+        return
+    if kind != "file":
         yield Problem(
-            ("steps", index, "script"),
-            f"script {step.script!r} not found in code folder {step.code!r}",
+            where, f"script {_shown(step.script)} not found in code folder {_shown(step.code)}"
         )
+    elif not os.access(script, os.R_OK):
+        yield Problem(where, f"script {_shown(step.script)} cannot be read (permission denied)")
 
 
 def _check_references(index: int, step: AnyStep, spec: PartialSpec) -> Iterator[Problem]:
@@ -233,6 +293,28 @@ def _check_dag(spec: PartialSpec) -> Iterator[Problem]:
         yield Problem(("steps", index), "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
 
 
+def _check_output_names(spec: PartialSpec) -> Iterator[Problem]:
+    """Outputs whose Azure ML names (:func:`azure_output_name`) meet: the compile would fail."""
+    first: dict[str, tuple[str, str, int]] = {}
+    for index, step in enumerate(spec.steps):
+        if step is None:
+            continue
+        for out_index, output in enumerate(step.outputs):
+            name = azure_output_name(step.name, output)
+            if name not in first:
+                first[name] = (step.name, output, index)
+                continue
+            other_step, other_output, _ = first[name]
+            if (other_step, other_output) == (step.name, output):
+                continue  # a duplicate output of one step: reported as such
+            yield Problem(
+                ("steps", index, "outputs", out_index),
+                f"output {output!r} of step {step.name!r} and output {other_output!r} of step "
+                f"{other_step!r} both become {name!r} on Azure ML (step and output joined by "
+                "'_'); rename one of them",
+            )
+
+
 def _check_parameters(spec: PartialSpec) -> Iterator[Problem]:
     for name, param in spec.parameters.items():
         if param is not None and not value_matches(param.type, param.default):
@@ -248,6 +330,18 @@ def _check_schedule(base: KeyPath, schedule: Schedule, spec: PartialSpec) -> Ite
         yield Problem(base, f"a schedule needs exactly one of 'recurrence' or 'cron', got {which}")
     if message := time_zone_problem(schedule.time_zone):
         yield Problem((*base, "time_zone"), message)
+    rec = schedule.recurrence
+    if (
+        rec is not None
+        and rec.time_zone is not None
+        and "time_zone" in schedule.model_fields_set
+        and rec.time_zone != schedule.time_zone
+    ):
+        yield Problem(
+            (*base, "recurrence", "time_zone"),
+            f"time zone {rec.time_zone!r} conflicts with the schedule's time_zone "
+            f"{schedule.time_zone!r}; give the zone once",
+        )
     if schedule.recurrence is not None:
         for problem in recurrence_problems(schedule.recurrence):
             yield Problem(base + problem.path, problem.message)
@@ -283,6 +377,7 @@ def validate_partial(
             continue
         problems += _check_files(index, step, pipeline_dir, repo_root)
         problems += _check_references(index, step, spec)
+    problems += _check_output_names(spec)
     problems += _check_dag(spec)
     for index, schedule in enumerate(spec.schedules):
         if schedule is not None:

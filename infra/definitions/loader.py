@@ -138,6 +138,14 @@ def display_path(path: Path) -> str:
         return repr(str(path))[1:-1]
 
 
+def line_of(file: Path, path: KeyPath) -> int | None:
+    """Line of `path` in a definition file (its deepest existing part; None if unreadable now)."""
+    try:
+        return load_yaml_file(file).line_of(path)
+    except YamlProblem:
+        return None
+
+
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> KeyPath:
     """Pydantic's error location as a key path: union tags and '[key]' markers removed."""
     path: list[str | int] = []
@@ -320,7 +328,7 @@ def load_definitions(
             errors.append(
                 SpecError(
                     display_path(file),
-                    load_yaml_file(file).line_of(("name",)),
+                    line_of(file, ("name",)),
                     ("name",),
                     f"duplicate pipeline name {name!r}: already defined in "
                     f"{display_path(first_file_of[name].file)}",

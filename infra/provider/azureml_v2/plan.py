@@ -31,12 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from infra.definitions.command import DEFAULT_INTERPRETERS, step_command
 from infra.definitions.errors import KeyPath, SpecError
 from infra.definitions.hashing import canonical_json, pipeline_digest, step_digests
-from infra.definitions.loader import LoadedPipeline, _line_of, display_path
+from infra.definitions.loader import LoadedPipeline, display_path, line_of
 from infra.definitions.model import (
     AnyStep,
     CommandStep,
@@ -434,10 +432,9 @@ def v2_problems(definitions: Sequence[LoadedPipeline]) -> list[SpecError]:
             )
         if not found:
             continue
-        tree = YAML(typ="rt").load(loaded.file.read_text(encoding="utf-8"))
         shown = display_path(loaded.file)
         errors += [
-            SpecError(shown, _line_of(tree, path), path, f"Azure ML v2: {message}")
+            SpecError(shown, line_of(loaded.file, path), path, f"Azure ML v2: {message}")
             for path, message in found
         ]
     return errors

@@ -99,6 +99,16 @@ class AzureMLBackend:
             )
         return self._workspace
 
+    def provider(self) -> Any:
+        """azureml's workflow provider for this workspace: every SDK call below goes through it
+        (made as `_GraphContext` makes it when none is given; tests give one over the SDK's
+        dry-run service caller)."""
+        if self._provider is None:
+            from azureml.pipeline.core._aeva_provider import _AevaWorkflowProvider
+
+            self._provider = _AevaWorkflowProvider.create_provider(self.workspace(), "placeholder")
+        return self._provider
+
     # -- reads --------------------------------------------------------------------------------
 
     def _published_pipeline(self, pipeline_id: str) -> Any:
@@ -107,7 +117,7 @@ class AzureMLBackend:
         return retry.call(
             f"get published pipeline {pipeline_id}",
             lambda: PublishedPipeline.get(
-                self.workspace(), pipeline_id, _workflow_provider=self._provider
+                self.workspace(), pipeline_id, _workflow_provider=self.provider()
             ),
         )
 
@@ -117,7 +127,7 @@ class AzureMLBackend:
         return retry.call(
             f"get pipeline endpoint {endpoint_id}",
             lambda: PipelineEndpoint.get(
-                self.workspace(), id=endpoint_id, _workflow_provider=self._provider
+                self.workspace(), id=endpoint_id, _workflow_provider=self.provider()
             ),
         )
 
@@ -150,7 +160,7 @@ class AzureMLBackend:
             workspace=self.workspace(),
             steps=compiled.steps,
             description=build.spec.description,
-            _workflow_provider=self._provider,
+            _workflow_provider=self.provider(),
         )
 
         def done() -> PublishedPipelineRecord | None:
@@ -169,13 +179,10 @@ class AzureMLBackend:
 
     def find_published(self, name: str) -> list[PublishedPipelineRecord]:
         """Active published pipelines of this name."""
-        from azureml.pipeline.core import PublishedPipeline
-
+        # What `PublishedPipeline.list` does, on this adapter's workflow provider.
         found = retry.call(
             "list published pipelines",
-            lambda: PublishedPipeline.list(
-                self.workspace(), active_only=True, _workflow_provider=self._provider
-            ),
+            lambda: self.provider().published_pipeline_provider.get_all(active_only=True),
         )
         return [
             record
@@ -210,7 +217,7 @@ class AzureMLBackend:
                     name,
                     description,
                     pipeline,
-                    _workflow_provider=self._provider,
+                    _workflow_provider=self.provider(),
                 )
             ),
             done,
@@ -226,7 +233,7 @@ class AzureMLBackend:
             endpoint = retry.call(
                 f"get pipeline endpoint {endpoint_id or name}",
                 lambda: PipelineEndpoint.get(
-                    self.workspace(), id=endpoint_id, name=name, _workflow_provider=self._provider
+                    self.workspace(), id=endpoint_id, name=name, _workflow_provider=self.provider()
                 ),
             )
         except BackendError as exc:
@@ -310,7 +317,7 @@ class AzureMLBackend:
 
         return retry.call(
             f"get schedule {schedule_id}",
-            lambda: Schedule.get(self.workspace(), schedule_id, _workflow_provider=self._provider),
+            lambda: Schedule.get(self.workspace(), schedule_id, _workflow_provider=self.provider()),
         )
 
     def _schedule_objects(self, endpoint_id: str, name: str) -> list[Any]:
@@ -322,7 +329,7 @@ class AzureMLBackend:
                 self.workspace(),
                 active_only=False,
                 pipeline_endpoint_id=endpoint_id,
-                _workflow_provider=self._provider,
+                _workflow_provider=self.provider(),
             ),
         )
         return [s for s in found if s.name == name]
@@ -355,7 +362,7 @@ class AzureMLBackend:
                 recurrence=make_recurrence(settings.recurrence, start_time=start),
                 description=settings.description,
                 pipeline_parameters=settings.parameters or None,
-                _workflow_provider=self._provider,
+                _workflow_provider=self.provider(),
             ),
             done,
         )

@@ -192,11 +192,18 @@ class Authenticator:
         except Exception as exc:
             raise BackendError(_explain(self.choice, exc)) from exc
 
-    def azureml_auth(self, cloud: str | None = None) -> Any:
-        """azureml's `TokenAuthentication` over this credential."""
-        from azureml.core.authentication import TokenAuthentication
+    def azureml_auth(self, cloud: str = "AzureCloud") -> Any:
+        """azureml's `TokenAuthentication` over this credential, for both audiences the SDK
+        uses: ARM (workspace, pipelines service) and Azure ML (`_get_azureml_client_token`,
+        which `TokenAuthentication` itself leaves unimplemented). The cloud is named: left
+        unnamed, azureml downloads the cloud list from Azure Resource Manager on first use."""
+        from azureml.core.authentication import Audience, TokenAuthentication
 
-        return TokenAuthentication(self.token_for, cloud=cloud)
+        class CredentialAuthentication(TokenAuthentication):
+            def _get_azureml_client_token(self) -> str:
+                return str(self._get_aad_token(resource=Audience.AZUREML))
+
+        return CredentialAuthentication(self.token_for, cloud=cloud)
 
     def __reduce__(self) -> tuple[Callable[..., Authenticator], tuple[()]]:
         # Pickled (e.g. by a deep copy inside azureml), it is re-made from the environment: the

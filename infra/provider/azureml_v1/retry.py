@@ -106,7 +106,9 @@ def call(
     `what`, the attempt count and the HTTP status (the original error is its `__cause__`)."""
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=INITIAL_DELAY_S, max=MAX_DELAY_S),
+        wait=wait_exponential_jitter(
+            multiplier=INITIAL_DELAY_S, max=MAX_DELAY_S, jitter=INITIAL_DELAY_S
+        ),
         retry=retry_if_exception(is_transient),
         before_sleep=_log_retry(what),
         sleep=sleep,

@@ -54,7 +54,16 @@ _retry_transient = retry(
 class RestTriggerPort:
     """ADF triggers through ARM (see the module docstring)."""
 
-    def __init__(self, client: PipelineClient[HttpRequest, HttpResponse] | None = None) -> None:
+    def __init__(
+        self,
+        client: PipelineClient[HttpRequest, HttpResponse] | None = None,
+        base_url: str = ARM,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        """ARM with the environment's credential, unless a client (and its base URL) is given:
+        tests pass a plain client for an ARM stand-in on loopback."""
+        self._base_url = base_url
+        self._poll_seconds = poll_seconds
         if client is None:
             from azure.identity import DefaultAzureCredential
 
@@ -72,7 +81,7 @@ class RestTriggerPort:
     def _send(self, method: str, ref: TriggerRef, suffix: str = "", body: Any = None) -> Any:
         request = HttpRequest(
             method,
-            f"{ARM}{ref.arm_path()}{suffix}",
+            f"{self._base_url}{ref.arm_path()}{suffix}",
             params={"api-version": API_VERSION},
             json=body,
         )
@@ -135,4 +144,4 @@ class RestTriggerPort:
                     f"trigger {ref.name!r} did not reach {state.value} within "
                     f"{STATE_WAIT_SECONDS:.0f}s",
                 )
-            time.sleep(2)
+            time.sleep(self._poll_seconds)

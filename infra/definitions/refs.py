@@ -61,10 +61,14 @@ Token = Literal | ParamRef | InputRef | OutputRef
 
 
 def format_value(value: str | int | float | bool) -> str:
-    """A literal argument or parameter value as command-line text. YAML booleans become the
-    strings Python's argparse and R's optparse users expect (true/false, not True/False)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """The text a step receives for a value: the one rule for literals, parameter values and
+    every back end.
+
+    It is what the azureml SDK sends for a `PipelineParameter`: `str(value)` for a run's value
+    (`_AevaGraphProvider._get_parameter_assignments`) and for the default (msrest serializes the
+    `str`-typed `Parameter.default_value` with `str()`). So `True`/`False`, `7`, `0.1`, `1e-05`:
+    a local run and a published pipeline give a step byte-identical arguments.
+    """
     return str(value)
 
 

@@ -82,7 +82,7 @@ class LocalBinder:
         return value
 
     def parameter(self, name: str) -> str:
-        """The run's value of a pipeline parameter."""
+        """The run's value of a pipeline parameter, as Azure ML would pass it."""
         return format_value(self.parameters[name])
 
     def step_input(self, step: str, output: str) -> str:

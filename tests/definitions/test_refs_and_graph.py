@@ -42,7 +42,7 @@ def test_each_reference_kind_is_parsed() -> None:
     assert parse_argument("${{outputs.model}}") == OutputRef("model")
     assert parse_argument("--rows") == Literal("--rows")
     assert parse_argument(3) == Literal("3")
-    assert parse_argument(True) == Literal("true")
+    assert parse_argument(True) == Literal("True")  # as Azure ML passes a bool
 
 
 @pytest.mark.parametrize("bad", ["x${{outputs.a}}", "${{outputs.a}}${{outputs.b}}", "${{foo}}"])

@@ -318,7 +318,7 @@ def test_a_command_step_runs_in_its_read_only_code_folder_with_resolved_argument
     )  # fmt: skip
     assert result.code == 0, result.output
     lines = (run_dir / "outputs/probe/out/probe.txt").read_text().splitlines()
-    assert lines == ["/amlpipe/code", "probe.sh", "hello true", str(os.getuid())]
+    assert lines == ["/amlpipe/code", "probe.sh", "hello True", str(os.getuid())]
     assert not (defs / "demo/code/written-into-code").exists()
 
 

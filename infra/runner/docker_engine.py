@@ -255,6 +255,9 @@ class DockerExecutor:
             raise
         return running
 
+    def close(self) -> None:
+        """Nothing to release: containers are removed as their steps end."""
+
     def cleanup(self) -> None:
         """Remove every container of this run, running or not."""
         for container in self._client.containers.list(

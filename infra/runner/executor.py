@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,6 +65,10 @@ class Executor(Protocol):
         """End and remove whatever this executor started and left behind (after a stop)."""
         ...
 
+    def close(self) -> None:
+        """Release what the executor holds once the run is over (staged copies, connections)."""
+        ...
+
 
 class _ProcessGroup:
     """A step running as the leader of its own process group.
@@ -102,6 +107,30 @@ class _ProcessGroup:
             os.killpg(self._popen.pid, signum)
 
 
+def stage_code(source: Path, target: Path) -> None:
+    """Copy a code folder to `target` and make the copy read-only, files and folders.
+
+    The step runs in the copy, as a container runs in its read-only snapshot mount: whatever it
+    writes there never reaches the code folder (so never the pipeline's hash). Symbolic links are
+    copied as what they point to, so none leads back out of the copy.
+    """
+    shutil.copytree(source, target, symlinks=False)
+    for root, _dirs, files in os.walk(target, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, os.stat(path).st_mode & ~0o222)
+        os.chmod(root, 0o555)
+
+
+def remove_staged(target: Path) -> None:
+    """Delete a tree made by :func:`stage_code` (its folders made writable again first)."""
+    if not target.exists():
+        return
+    for root, _dirs, _files in os.walk(target):
+        os.chmod(root, 0o755)
+    shutil.rmtree(target, ignore_errors=True)
+
+
 def find_interpreter(env_var: str, candidates: list[str], what: str, install: str) -> str:
     """First of `$env_var` or `candidates` on PATH; a RunnerError saying what to do if none."""
     chosen = os.environ.get(env_var)
@@ -117,13 +146,18 @@ def find_interpreter(env_var: str, candidates: list[str], what: str, install: st
 
 
 class ProcessExecutor:
-    """Runs steps with local interpreters: Python (`python3`/`python`) and `Rscript`."""
+    """Runs steps with local interpreters: Python (`python3`/`python`) and `Rscript`.
+
+    Each step runs in its own process group, in a read-only copy of its code folder (see
+    README, "What --executor process does not isolate").
+    """
 
     name = "process"
 
     def __init__(self, kinds: set[str]) -> None:
         """Find the interpreters the given step kinds need; RunnerError when one is missing."""
         self._running: list[_ProcessGroup] = []
+        self._staging: Path | None = None
         self._interpreters = {"python": "python3", "r": "Rscript"}
         if "python" in kinds:
             self._interpreters["python"] = find_interpreter(
@@ -150,10 +184,17 @@ class ProcessExecutor:
     def start(self, plan: StepPlan, log_file: Path) -> RunningStep:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
         env.update(plan.environment)
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="amlpipe-code-"))
+        code = self._staging / plan.name
+        try:
+            stage_code(plan.code_dir, code)
+        except (OSError, shutil.Error) as exc:
+            raise RunnerError(f"cannot copy its code folder {plan.code_dir}: {exc}") from None
         with log_file.open("ab") as log:
             popen = subprocess.Popen(
                 plan.argv,
-                cwd=plan.code_dir,
+                cwd=code,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -169,3 +210,8 @@ class ProcessExecutor:
     def cleanup(self) -> None:
         for process in self._running:
             process.kill()
+
+    def close(self) -> None:
+        if self._staging is not None:
+            remove_staged(self._staging)
+            self._staging = None

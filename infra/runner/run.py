@@ -132,6 +132,19 @@ def claim_run_dir(root: Path, run_id: str) -> None:
         raise RunnerError(f"run folder {root} is not empty ({shown})", _RUN_DIR_HINT)
 
 
+def refuse_run_dir_in_code(run_dir: Path, loaded: LoadedPipeline) -> None:
+    """A run folder inside a step's code folder would put outputs and logs into the code the
+    run is hashed from (and uploaded from, when published): refused."""
+    for step in loaded.spec.steps:
+        code = (loaded.folder / step.code).resolve()
+        if run_dir == code or code in run_dir.parents:
+            raise RunnerError(
+                f"run folder {run_dir} is inside the code folder of step {step.name!r} ({code}):"
+                " the run's outputs would change the step's code and the pipeline's hash",
+                "choose a --run-dir outside every code folder",
+            )
+
+
 def _claim_owner(claim: Path) -> str:
     try:
         data = json.loads(claim.read_text(encoding="utf-8"))
@@ -210,6 +223,7 @@ def _prepare(loaded: LoadedPipeline, options: RunOptions, signals: StopSignals) 
     started_at = datetime.now(UTC)
     run_id = new_run_id(started_at)
     run_dir = choose_run_dir(options.run_dir, repo_root, spec.name, run_id)
+    refuse_run_dir_in_code(run_dir, loaded)
     # Engine, image and interpreters are checked before the run folder exists: a run that cannot
     # start leaves nothing behind.
     executor, image = make_executor(options, loaded, repo_root / "docker", run_id, run_dir)
@@ -297,6 +311,7 @@ def run_pipeline(
         states = scheduler.run()
     finally:
         observer.stop()
+        run.executor.close()
     summary = _summarize(loaded, options, run, states, scheduler.interrupted)
     run.layout.summary_file.write_text(
         json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -407,3 +408,34 @@ def test_sigterm_stops_a_container_step_that_ignores_it_after_the_grace_period(
     assert run_containers(run_dir) == []
     stubborn = read_json(run_dir / "summary.json")["steps"]["stubborn"]
     assert stubborn["status"] == "cancelled" and stubborn["message"] == "cancelled by SIGTERM"
+
+
+def test_the_image_has_what_azure_ml_v1_runs_inside_a_job(
+    docker_client: Any, training_image: str
+) -> None:
+    # With user-managed dependencies the job's Python is the image's `python`: the run context,
+    # dataset mounts/uploads (rslex, FUSE) and the job's context managers must import there.
+    script = (
+        "import azureml.core, azureml.dataprep.rslex, azureml.data.context_managers, fuse\n"
+        "from azureml.core import Run\n"
+        "print(type(Run.get_context()).__name__)\n"
+    )
+    shell = f"python -c '{script}' && command -v fusermount && pip check && pip freeze --local"
+    output = docker_client.containers.run(
+        training_image, ["/bin/sh", "-c", shell], network_mode="host", remove=True
+    ).decode()
+    lines = output.splitlines()
+    assert lines[0] == "_OfflineRun"  # azureml's run context outside a job
+    assert lines[1] == "/usr/bin/fusermount"
+    assert lines[2] == "No broken requirements found."
+    frozen = {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, version in (line.split("==") for line in lines[3:])
+    }
+    pinned: dict[str, str] = {}
+    for line in (REPO_ROOT / "docker/constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
+    pinned.pop("pip")  # pip freeze leaves pip out
+    assert frozen == pinned

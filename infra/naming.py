@@ -77,21 +77,37 @@ def _alnum(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def resource_names(prefix: str, project: str, stack: str, subscription_id: str) -> ResourceNames:
-    """Names of the stack's resources; every one satisfies its entry in :data:`RULES`."""
+def resource_names(
+    prefix: str, project: str, stack: str, subscription_id: str, generation: int = 0
+) -> ResourceNames:
+    """Names of the stack's resources; every one satisfies its entry in :data:`RULES`.
+
+    `generation` (config `nameGeneration`) renames what Azure keeps after deletion: the ML
+    workspace (soft-deleted for 14 days) and the key vault (90 days; for good with purge
+    protection). Generation 0 gives the original names. Log Analytics recovers a deleted
+    workspace created again under its name, and storage account and registry names are free once
+    deleted, so those stay.
+    """
     base = _slug(f"{prefix}-{stack}") or "aml"
     if not base[0].isalpha():
         base = "a" + base  # key vaults (and our own rule) need a leading letter
     suffix = stable_suffix(subscription_id, project, stack, prefix)
+    vault_suffix = suffix if generation == 0 else stable_suffix(suffix, f"generation-{generation}")
+    marker = str(generation) if generation else ""
     compact = _alnum(base)
     names = ResourceNames(
         resource_group=_trim(f"rg-{base}", 90),
         storage_account=compact[: 24 - SUFFIX_LENGTH] + suffix,
         container_registry=compact[: 50 - SUFFIX_LENGTH] + suffix,
-        key_vault=f"{_trim(base, 24 - SUFFIX_LENGTH - 1)}-{suffix}",
+        key_vault=f"{_trim(base, 24 - SUFFIX_LENGTH - 1)}-{vault_suffix}",
         log_analytics=_trim(f"{base}-logs", 63),
         app_insights=_trim(f"{base}-insights", 260),
-        ml_workspace=_trim(f"{base}-ws", 33) if len(base) <= 30 else _trim(base, 33),
+        ml_workspace=(
+            _trim(f"{base}-ws", 33 - len(marker))
+            if len(base) <= 30
+            else _trim(base, 33 - len(marker))
+        )
+        + marker,
     )
     for kind in RULES:
         if kind != "identity":

@@ -55,7 +55,11 @@ def main() -> None:
     factory_definitions = factory_pipelines(factory_settings, definitions)
     client = authorization.get_client_config()
     names = resource_names(
-        settings.name_prefix, settings.project, settings.stack, client.subscription_id
+        settings.name_prefix,
+        settings.project,
+        settings.stack,
+        client.subscription_id,
+        settings.name_generation,
     )
     tags = settings.resource_tags()
 
@@ -67,6 +71,7 @@ def main() -> None:
             tenant_id=client.tenant_id,
             subscription_id=client.subscription_id,
             tags=tags,
+            protect_data=settings.protect_data,
             registry_sku=settings.registry_sku,
             key_vault_purge_protection=settings.key_vault_purge_protection,
             public_network_access=settings.public_network_access,

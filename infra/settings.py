@@ -223,6 +223,10 @@ class Settings(BackendSettings):
     """Existing resource group to deploy into; empty creates one (see :attr:`existing_group`)."""
     clusters: Annotated[tuple[ClusterSettings, ...], Field(min_length=1)]
     registry_sku: RegistrySku
+    protect_data: bool
+    """Pulumi `protect` on the resources that hold data: no destroy or replacement deletes them."""
+    name_generation: Annotated[int, Field(ge=0, le=99)]
+    """Raised after a destroy so soft-deleted names (workspace, key vault) are not reused."""
     key_vault_purge_protection: bool
     public_network_access: NetworkAccess
     tags: Annotated[Mapping[TagName, TagValue], *_Frozen]

@@ -42,6 +42,9 @@ class WorkspaceArgs:
     tenant_id: str
     subscription_id: str
     tags: Mapping[str, str]
+    protect_data: bool
+    """Pulumi `protect` on what holds data: storage, key vault, registry, logs, ML workspace
+    (config `protectData`); destroy and replacements then stop instead of deleting them."""
     registry_sku: RegistrySku = RegistrySku.BASIC
     key_vault_purge_protection: bool = False
     public_network_access: NetworkAccess = NetworkAccess.ENABLED
@@ -65,14 +68,17 @@ class Workspace(pulumi.ComponentResource):
     ) -> None:
         super().__init__("azureml-pipelines:workspace:Workspace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # What holds data (secrets, datastores, images, logs, run history): protected on stacks
+        # that keep data, so no destroy and no replacement deletes it.
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
         tags = dict(args.tags)
         self.resource_group_name = self._resource_group(name, args, child)
         common = _Placement(
             resource_group_name=self.resource_group_name, location=args.location, tags=tags
         )
-        account = self._storage(name, args, common, child)
-        vault = self._key_vault(name, args, common, child)
-        app_insights = self._insights(name, args, common, child)
+        account = self._storage(name, args, common, keep)
+        vault = self._key_vault(name, args, common, keep)
+        app_insights = self._insights(name, args, common, child, keep)
         registry = containerregistry.Registry(
             f"{name}-registry",
             registry_name=args.names.container_registry,
@@ -81,7 +87,7 @@ class Workspace(pulumi.ComponentResource):
             # after `az acr login` with its OIDC identity (AcrPush).
             admin_user_enabled=False,
             **common,
-            opts=child,
+            opts=keep,
         )
         workspace = ml.Workspace(
             f"{name}-workspace",
@@ -97,7 +103,7 @@ class Workspace(pulumi.ComponentResource):
             container_registry=registry.id,
             public_network_access=args.public_network_access.value,
             **common,
-            opts=child,
+            opts=keep,
         )
         self.workspace_name = workspace.name
         self.workspace_id = workspace.id
@@ -178,7 +184,11 @@ class Workspace(pulumi.ComponentResource):
 
     @staticmethod
     def _insights(
-        name: str, args: WorkspaceArgs, common: _Placement, child: pulumi.ResourceOptions
+        name: str,
+        args: WorkspaceArgs,
+        common: _Placement,
+        child: pulumi.ResourceOptions,
+        keep: pulumi.ResourceOptions,
     ) -> applicationinsights.Component:
         """Log Analytics workspace and the workspace-based Application Insights on top of it."""
         logs = insights.Workspace(
@@ -187,7 +197,7 @@ class Workspace(pulumi.ComponentResource):
             sku=insights.WorkspaceSkuArgs(name=insights.WorkspaceSkuNameEnum.PER_GB2018),
             retention_in_days=LOG_RETENTION_DAYS,
             **common,
-            opts=child,
+            opts=keep,
         )
         return applicationinsights.Component(
             f"{name}-insights",

@@ -62,6 +62,7 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     """Input paths whose change the engine turns into a replacement (the resource option)."""
     delete_before_replace: bool = False
+    protect: bool = False
 
 
 def _uuid(*parts: str) -> str:
@@ -290,6 +291,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     outputs=dict(state.state),
                     replace_on_changes=list(request.replaceOnChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    protect=bool(request.protect),
                 )
             )
         return response

@@ -531,3 +531,52 @@ def test_settings_azure_would_reject_stop_the_program_before_any_resource(
     assert expected in done.stderr
     # The settings are read first: no resource was registered (the harness prints no record).
     assert done.stdout == ""
+
+
+_DATA_HOLDERS = {
+    "azure-native:storage:StorageAccount",
+    "azure-native:keyvault:Vault",
+    "azure-native:containerregistry:Registry",
+    "azure-native:operationalinsights:Workspace",
+    "azure-native:machinelearningservices:Workspace",
+}
+
+
+def test_resources_holding_data_are_protected_where_the_stack_keeps_data(run: Run) -> None:
+    for registration in run.registrations:
+        if registration.type in _DATA_HOLDERS:
+            assert registration.protect is run.settings.protect_data, registration.name
+        elif registration.custom:
+            assert registration.protect is False, registration.name
+
+
+def test_prod_keeps_its_data_and_dev_is_disposable() -> None:
+    assert run_stack(REPO_ROOT / "Pulumi.prod.yaml").settings.protect_data is True
+    assert run_stack(REPO_ROOT / "Pulumi.prod.yaml").settings.name_generation == 0
+    assert run_stack(REPO_ROOT / "Pulumi.dev.yaml").settings.protect_data is False
+
+
+def test_a_new_name_generation_redeploys_under_fresh_workspace_and_vault_names(
+    tmp_path: Path,
+) -> None:
+    # After `pulumi destroy`, the workspace (14 days) and key vault (90 days, or for good with
+    # purge protection) names stay taken; the next generation moves on to new ones.
+    again = tmp_path / "Pulumi.dev.yaml"
+    again.write_text(
+        (REPO_ROOT / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+        + "  azureml-pipelines:nameGeneration: 1\n",
+        encoding="utf-8",
+    )
+    before, after = run_stack(REPO_ROOT / "Pulumi.dev.yaml"), run_stack(again)
+    renamed = set()
+    for typ, (name_input, _) in NAME_INPUTS.items():
+        old = sorted(r.inputs[name_input] for r in before.of_type(typ))
+        new = sorted(r.inputs[name_input] for r in after.of_type(typ))
+        if old != new:
+            renamed.add(typ)
+    assert renamed == {
+        "azure-native:keyvault:Vault",
+        "azure-native:machinelearningservices:Workspace",
+        # Cluster identities are named after the workspace.
+        "azure-native:managedidentity:UserAssignedIdentity",
+    }

@@ -93,3 +93,27 @@ def test_long_prefixes_that_trim_alike_still_get_distinct_global_names() -> None
 def test_rules_reject_names_azure_rejects(kind: str, name: str) -> None:
     with pytest.raises(ValueError, match=kind.replace("_", " ")):
         check_name(kind, name)
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("generation", [1, 9, 10, 99])
+def test_a_new_name_generation_renames_only_what_azure_keeps_after_deletion(
+    prefix: str, generation: int
+) -> None:
+    for stack in STACKS:
+        original = resource_names(prefix, "azureml-pipelines", stack, SUBSCRIPTION)
+        renamed = resource_names(prefix, "azureml-pipelines", stack, SUBSCRIPTION, generation)
+        changed = {
+            k for k in RULES if k != "identity" and getattr(original, k) != getattr(renamed, k)
+        }
+        assert changed == {"key_vault", "ml_workspace"}
+        for kind, rule in RULES.items():
+            name = renamed.identity("cpu-cluster") if kind == "identity" else getattr(renamed, kind)
+            assert rule.fullmatch(name), f"{kind} name {name!r} breaks its rule"
+
+
+def test_generation_zero_keeps_the_original_names() -> None:
+    assert resource_names("amlpipe", "p", "dev", SUBSCRIPTION, 0) == resource_names(
+        "amlpipe", "p", "dev", SUBSCRIPTION
+    )
+    assert resource_names("amlpipe", "p", "dev", SUBSCRIPTION, 2).ml_workspace == "amlpipe-dev-ws2"

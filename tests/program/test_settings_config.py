@@ -178,6 +178,8 @@ def test_missing_key_is_named_with_how_to_set_it() -> None:
         ("keyVaultPurgeProtection", "on", "allowed values: true, false"),
         ("versionRetention", "0", "allowed values: integers >= 1"),
         ("versionRetention", "two", "allowed values: integers >= 1"),
+        ("nameGeneration", "-1", "allowed values: integers >= 0"),
+        ("protectData", "no", "allowed values: true, false"),
         ("namePrefix", "My_Prefix", "allowed values: 1-32 lowercase letters"),
     ],
 )

@@ -295,6 +295,11 @@ def test_active_schedule_rest_body_has_a_past_start_time_in_its_zone(
         assert rest.get("Schedule", {}).get("Hours") == recurrence.hours
         assert rest.get("Schedule", {}).get("Minutes") == recurrence.minutes
         assert body["PipelineEndpointId"] == endpoint_id and body["Name"] == schedule.name
+        submission = body["PipelineSubmissionInfo"]
+        assert submission["ExperimentName"] == "exp"
+        assert submission.get("ParameterAssignments", {}) == {
+            k: str(v) for k, v in schedule.parameters.items()
+        }
         assert "Status" not in body and "EntityStatus" not in body  # the API has no such field
         # read back: same settings (parameters are not reported by the SDK), so no diff
         assert record.settings.recurrence == recurrence

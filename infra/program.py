@@ -14,8 +14,9 @@ Deploys, per stack (settings from Pulumi.yaml defaults + Pulumi.<stack>.yaml):
   runs its endpoint, with optional schedule triggers.
 
 Stack outputs: workspace name/id, resource group, subscription id, studio URL, registry login
-server, image references (with digest) by image key, cluster names and the REST URL of every
-pipeline endpoint; with a factory, its name and the ADF pipeline name of each definition.
+server, image references (with digest) by image key, cluster names, the REST URL of every
+pipeline endpoint and the experiment to submit its runs under; with a factory, its name and the
+ADF pipeline name of each definition.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_d
 from infra.data_factory_settings import factory_pipelines, read_data_factory
 from infra.naming import resource_names
 from infra.paths import project_path, project_root
+from infra.provider.port import RegistryIdentity
 from infra.settings import read_settings
 
 
@@ -125,7 +127,9 @@ def main() -> None:
             schedules_enabled=settings.schedules_enabled,
             version_retention=settings.version_retention,
             cluster_identities={
-                spec.name: (cluster.identity_id, cluster.identity_client_id)
+                spec.name: pulumi.Output.all(cluster.identity_id, cluster.identity_client_id).apply(
+                    lambda ids: RegistryIdentity(*ids)
+                )
                 for spec, cluster in zip(settings.clusters, clusters, strict=True)
             },
             # Jobs start on the clusters as soon as a schedule fires: they must exist first.
@@ -143,6 +147,8 @@ def main() -> None:
     pulumi.export("imageRefs", image_refs)
     pulumi.export("clusterNames", [c.compute_name for c in clusters])
     pulumi.export("pipelineEndpoints", pipelines.rest_urls)
+    # The experiment each pipeline's runs are filed under: callers of the REST URLs name it.
+    pulumi.export("pipelineExperiments", pipelines.experiments)
 
     if factory_settings.enabled:
         factory = DataFactory(

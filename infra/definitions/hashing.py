@@ -269,6 +269,8 @@ def pipeline_digest(
     """Digest of what a publish depends on: settings, every step, and the image references.
 
     Schedules and tags are left out on purpose: they are managed without publishing a new version.
+    So is the experiment: a published pipeline has none (whoever submits a run names it), so a
+    new experiment name must not publish a new version.
     `image_refs` maps image keys to the references they resolve to (e.g.
     `registry/name:tag@digest`); a key without a reference is hashed by name. `steps` are the
     step digests when already computed (:func:`step_digests`), so code is not read twice.
@@ -277,7 +279,7 @@ def pipeline_digest(
     steps = dict(steps) if steps is not None else step_digests(loaded)
     used_images = sorted({spec.step_image(s) for s in spec.steps})
     images = {key: (image_refs or {}).get(key, key) for key in used_images}
-    settings = spec.model_dump(mode="json", exclude={"steps", "schedules", "tags"})
+    settings = spec.model_dump(mode="json", exclude={"steps", "schedules", "tags", "experiment"})
     digest = _sha256_text(
         canonical_json(settings),
         canonical_json({name: s.digest for name, s in steps.items()}),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from infra.definitions.hashing import pipeline_digest
 from infra.definitions.loader import PIPELINE_FILE, load_pipeline
-from infra.provider.port import BackendError, PipelineBuild
+from infra.provider.port import BackendError, Owner, PipelineBuild, RegistryIdentity
 
 
 def load_build(
@@ -26,7 +26,8 @@ def load_build(
     content_hash: str,
     root: Path,
     version_key: str = "",
-    registry_identities: dict[str, tuple[str, str]] | None = None,
+    registry_identities: dict[str, RegistryIdentity] | None = None,
+    owner: Owner | None = None,
 ) -> PipelineBuild:
     """Load `<root>/<code_root>/pipeline.yaml`, check its digest equals `content_hash`."""
     file = root / code_root / PIPELINE_FILE
@@ -48,4 +49,5 @@ def load_build(
         content_hash,
         version_key,
         dict(registry_identities or {}),
+        owner,
     )

@@ -1,35 +1,40 @@
 """A SQLite-backed stand-in for Azure ML v1 pipelines, endpoints and schedules.
 
 It follows the service's rules (see :mod:`infra.provider.port`) so that tests exercise the rules
-Azure enforces, and a local stack can be deployed without Azure. It also
+Azure enforces, and a local stack (`backend: local`) can be deployed without Azure. It is only a
+backend: call counting and fault injection wrap any backend and live with the tests.
 
-- counts every call by operation and kind (read/write), so tests and the benchmark can check that
-  a no-op deploy writes nothing;
-- injects faults on demand (fail the Nth write, or the Nth call of a named operation, before or
-  after the write takes effect), so tests can interrupt create/update at every step.
+The store file is marked as ours (SQLite ``application_id`` and ``user_version``) and the mark is
+checked on every connection, before any write: a file that is not a store of ours (another
+SQLite database, a corrupt or truncated file, a store of another schema version) is never
+written to, and the error names the file and says what to do. A new store is built beside its
+final path and moved into place in one step, so no process ever sees a half-made store, and a
+store deleted while in use is reported instead of silently recreated empty.
 
-Counters and faults live in the same file, so a test process sees (and arms) what the provider
-host process does. The provider host may run operations on several threads: every call opens
-its own connection and writes inside one ``BEGIN IMMEDIATE`` transaction.
+The provider host may run operations on several threads, and several hosts (stacks) may share
+one store: every call opens its own connection and writes inside one ``BEGIN IMMEDIATE``
+transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from infra.definitions.model import Recurrence
 from infra.provider.port import (
     BackendError,
     EndpointRecord,
     EndpointVersion,
+    Owner,
     PipelineBuild,
     PublishedPipelineRecord,
     ScheduleRecord,
@@ -38,141 +43,174 @@ from infra.provider.port import (
     WorkspaceRef,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS published (
+APPLICATION_ID = 0x414D4C50
+"""SQLite ``application_id`` of a local store ("AMLP")."""
+SCHEMA_VERSION = 2
+"""SQLite ``user_version`` of the current schema (1 was the unmarked schema without owners)."""
+
+_SCHEMA = f"""
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+CREATE TABLE published (
     id TEXT PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT NULL, version_tag TEXT NOT NULL,
     status TEXT NOT NULL, spec_json TEXT NOT NULL, images_json TEXT NOT NULL,
-    seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS endpoints (
+    seq INTEGER NOT NULL, owner TEXT);
+CREATE TABLE endpoints (
     id TEXT PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
-    default_version TEXT NOT NULL, description TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS endpoint_versions (
+    default_version TEXT NOT NULL, description TEXT NOT NULL, owner TEXT);
+CREATE TABLE endpoint_versions (
     endpoint_id TEXT NOT NULL, version INTEGER NOT NULL, pipeline_id TEXT NOT NULL,
     PRIMARY KEY (endpoint_id, version));
-CREATE TABLE IF NOT EXISTS schedules (
+CREATE TABLE schedules (
     id TEXT PRIMARY KEY, ws TEXT NOT NULL, name TEXT NOT NULL, endpoint_id TEXT NOT NULL,
     experiment TEXT NOT NULL, recurrence_json TEXT NOT NULL, description TEXT NOT NULL,
-    parameters_json TEXT NOT NULL, status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (op TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (op, kind));
-CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY, op TEXT NOT NULL,
-    countdown INTEGER NOT NULL, timing TEXT NOT NULL);
+    parameters_json TEXT NOT NULL, status TEXT NOT NULL, owner TEXT);
 """
 
 T = TypeVar("T")
-Timing = Literal["before", "after"]
 
 
-class InjectedFault(BackendError):
-    """A failure armed by a test (see :meth:`LocalStore.inject_fault`)."""
+class LocalStoreError(BackendError):
+    """The store file cannot be used; the message names it and says what to do."""
 
 
-@dataclass(frozen=True)
-class CallCounts:
-    """Calls made to the store, by operation, split into reads and writes."""
+def _owner_text(owner: Owner | None) -> str | None:
+    return None if owner is None else json.dumps([owner.project, owner.stack])
 
-    reads: dict[str, int]
-    writes: dict[str, int]
 
-    @property
-    def total_writes(self) -> int:
-        """All write calls."""
-        return sum(self.writes.values())
-
-    @property
-    def total_reads(self) -> int:
-        """All read calls."""
-        return sum(self.reads.values())
+def _owner_of(text: str | None) -> Owner | None:
+    if text is None:
+        return None
+    project, stack = json.loads(text)
+    return Owner(project, stack)
 
 
 class LocalStore:
-    """The SQLite file: schema, counters and fault injection (shared by every workspace in it)."""
+    """The SQLite file (shared by every workspace in it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._created = False
+        """Set once this object has made or found the file: from then on a missing file is an
+        error (deleted while in use), not a reason to start an empty store."""
 
-    def _ensure_schema(self) -> None:
-        # Once per store object (the provider host keeps one), not at every call.
-        with self._schema_lock:
-            if self._schema_ready:
+    def __str__(self) -> str:
+        return f"local store {self.path}"
+
+    def _error(self, problem: str, advice: str) -> LocalStoreError:
+        return LocalStoreError(f"local store {self.path}: {problem}; {advice}")
+
+    def _create(self) -> None:
+        """Build a new store beside the final path and move it into place without replacing
+        anything (a link fails when the name exists): never a half-made store under the name."""
+        with self._create_lock:
+            if self._created:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if self.path.exists():
+                self._created = True
+                return
             try:
-                conn.executescript(_SCHEMA)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._error(
+                    f"cannot create its folder ({exc.strerror})",
+                    "set localStorePath to a writable location",
+                ) from exc
+            temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.new")
+            try:
+                conn = sqlite3.connect(temp, isolation_level=None)
+                try:
+                    conn.executescript(_SCHEMA)
+                finally:
+                    conn.close()
+                # FileExistsError: another process made it first; use theirs.
+                with contextlib.suppress(FileExistsError):
+                    os.link(temp, self.path)
+                self._created = True
+            except OSError as exc:
+                raise self._error(
+                    f"cannot create it ({exc.strerror})", "set localStorePath to a writable file"
+                ) from exc
             finally:
-                conn.close()
-            self._schema_ready = True
+                temp.unlink(missing_ok=True)
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to the existing file (never creates one), checked to be our store."""
+        if not self.path.exists():
+            raise self._error(
+                "the file does not exist (deleted while the provider was running?)",
+                "restore it from a backup, or run `pulumi refresh` so the stack forgets what "
+                "was in it",
+            )
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=rw",
+                uri=True,
+                timeout=60,
+                isolation_level=None,
+            )
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open it ({exc})", "check its permissions") from exc
+        try:
+            self._check_mark(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_mark(self, conn: sqlite3.Connection) -> None:
+        if self.path.stat().st_size == 0:
+            raise self._error(
+                "the file is empty (truncated?)",
+                "restore it from a backup, or delete it to start a new, empty store",
+            )
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._error(
+                f"not a readable SQLite database ({exc}): corrupt, truncated or another kind "
+                "of file",
+                "restore it from a backup, or point localStorePath at another file (nothing "
+                "was written to it)",
+            ) from exc
+        if app_id != APPLICATION_ID:
+            raise self._error(
+                "not a store of amlpipe's local backend (another program's SQLite database, or "
+                "a store made before stores were marked)",
+                "point localStorePath at another file; nothing was written to this one",
+            )
+        if version != SCHEMA_VERSION:
+            raise self._error(
+                f"store schema version {version}, this provider reads {SCHEMA_VERSION}",
+                "use the amlpipe version that made it, or start a new store at another path",
+            )
 
     @contextmanager
     def connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        """A fresh connection in one transaction, committed on success, rolled back on error."""
-        self._ensure_schema()
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        """A fresh connection in one transaction, committed on success, rolled back on error;
+        the store is created on first use and its mark checked every time."""
+        if not self._created:
+            self._create()
+        conn = self._open()
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield conn
+            except sqlite3.DatabaseError as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+                    raise  # a lock timeout or a broken rule, not a damaged file
+                raise self._error(
+                    f"the database is damaged ({exc})", "restore it from a backup"
+                ) from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         finally:
             conn.close()
-
-    def inject_fault(self, op: str = "*", nth: int = 1, timing: Timing = "before") -> None:
-        """Make the `nth` write call of `op` ('*' = any write) fail, before or after it applies."""
-        with self.connect(immediate=True) as conn:
-            conn.execute(
-                "INSERT INTO faults (op, countdown, timing) VALUES (?, ?, ?)", (op, nth, timing)
-            )
-
-    def pending_faults(self) -> int:
-        """Faults armed but not fired yet."""
-        with self.connect() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM faults").fetchone()[0])
-
-    def clear_faults(self) -> None:
-        """Disarm every fault."""
-        with self.connect(immediate=True) as conn:
-            conn.execute("DELETE FROM faults")
-
-    def counts(self) -> CallCounts:
-        """Calls made so far."""
-        reads: dict[str, int] = {}
-        writes: dict[str, int] = {}
-        with self.connect() as conn:
-            for op, kind, n in conn.execute("SELECT op, kind, n FROM calls"):
-                (writes if kind == "write" else reads)[op] = n
-        return CallCounts(reads, writes)
-
-    def reset_counts(self) -> None:
-        """Start counting from zero."""
-        with self.connect(immediate=True) as conn:
-            conn.execute("DELETE FROM calls")
-
-    def gate(self, op: str, kind: str) -> Timing | None:
-        """Count a call; return the timing of a fault that fires on it (None when none fires)."""
-        with self.connect(immediate=True) as conn:
-            conn.execute(
-                "INSERT INTO calls (op, kind, n) VALUES (?, ?, 1) "
-                "ON CONFLICT (op, kind) DO UPDATE SET n = n + 1",
-                (op, kind),
-            )
-            if kind != "write":
-                return None
-            for fault_id, countdown, timing in conn.execute(
-                "SELECT id, countdown, timing FROM faults WHERE op IN (?, '*') ORDER BY id", (op,)
-            ).fetchall():
-                if countdown <= 1:
-                    conn.execute("DELETE FROM faults WHERE id = ?", (fault_id,))
-                    return "after" if timing == "after" else "before"
-                conn.execute(
-                    "UPDATE faults SET countdown = ? WHERE id = ?", (countdown - 1, fault_id)
-                )
-        return None
 
 
 class LocalBackend:
@@ -182,22 +220,18 @@ class LocalBackend:
         self.store = store
         self.ws = workspace.key()
 
+    def __str__(self) -> str:
+        return f"{self.store} (workspace {self.ws})"
+
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _read(self, op: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        self.store.gate(op, "read")
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self.store.connect() as conn:
             return fn(conn)
 
-    def _write(self, op: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        fault = self.store.gate(op, "write")
-        if fault == "before":
-            raise InjectedFault(f"injected fault before {op}")
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self.store.connect(immediate=True) as conn:
-            result = fn(conn)
-        if fault == "after":
-            raise InjectedFault(f"injected fault after {op} (the write took effect)")
-        return result
+            return fn(conn)
 
     def _rest_url(self, endpoint_id: str) -> str:
         return (
@@ -208,15 +242,17 @@ class LocalBackend:
     @staticmethod
     def _pipeline(conn: sqlite3.Connection, pipeline_id: str) -> PublishedPipelineRecord:
         row = conn.execute(
-            "SELECT id, name, version_tag, status FROM published WHERE id = ?", (pipeline_id,)
+            "SELECT id, name, version_tag, status, owner FROM published WHERE id = ?",
+            (pipeline_id,),
         ).fetchone()
         if row is None:
             raise BackendError(f"published pipeline {pipeline_id} not found")
-        return PublishedPipelineRecord(row[0], row[1], row[2], Status(row[3]))
+        return PublishedPipelineRecord(row[0], row[1], row[2], Status(row[3]), _owner_of(row[4]))
 
     def _endpoint(self, conn: sqlite3.Connection, where: str, value: str) -> EndpointRecord | None:
         row = conn.execute(
-            f"SELECT id, name, status, default_version FROM endpoints WHERE ws = ? AND {where} = ?",
+            "SELECT id, name, status, default_version, owner FROM endpoints "
+            f"WHERE ws = ? AND {where} = ?",
             (self.ws, value),
         ).fetchone()
         if row is None:
@@ -230,7 +266,13 @@ class LocalBackend:
             ).fetchall()
         )
         return EndpointRecord(
-            row[0], row[1], Status(row[2]), row[3], self._rest_url(row[0]), versions
+            row[0],
+            row[1],
+            Status(row[2]),
+            row[3],
+            self._rest_url(row[0]),
+            versions,
+            _owner_of(row[4]),
         )
 
     def _require_endpoint(self, conn: sqlite3.Connection, endpoint_id: str) -> EndpointRecord:
@@ -261,7 +303,7 @@ class LocalBackend:
         def run(conn: sqlite3.Connection) -> PublishedPipelineRecord:
             seq = conn.execute("SELECT COUNT(*) FROM published").fetchone()[0]
             conn.execute(
-                "INSERT INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new_id,
                     self.ws,
@@ -271,11 +313,12 @@ class LocalBackend:
                     build.spec.model_dump_json(),
                     json.dumps(build.images, sort_keys=True),
                     seq,
+                    _owner_text(build.owner),
                 ),
             )
             return self._pipeline(conn, new_id)
 
-        return self._write("publish_pipeline", run)
+        return self._write(run)
 
     def find_published(self, name: str) -> list[PublishedPipelineRecord]:
         """Active published pipelines with this name, oldest first."""
@@ -287,7 +330,7 @@ class LocalBackend:
             ).fetchall()
             return [self._pipeline(conn, r[0]) for r in rows]
 
-        return self._read("find_published", run)
+        return self._read(run)
 
     def disable_pipeline(self, pipeline_id: str) -> None:
         """Disable a published pipeline."""
@@ -298,16 +341,7 @@ class LocalBackend:
                 "UPDATE published SET status = ? WHERE id = ?", (Status.DISABLED.value, pipeline_id)
             )
 
-        self._write("disable_pipeline", run)
-
-    def published_spec_json(self, pipeline_id: str) -> str:
-        """The spec stored with a published pipeline (tests check what was published)."""
-        with self.store.connect() as conn:
-            row = conn.execute("SELECT spec_json FROM published WHERE id = ?", (pipeline_id,))
-            found = row.fetchone()
-        if found is None:
-            raise BackendError(f"published pipeline {pipeline_id} not found")
-        return str(found[0])
+        self._write(run)
 
     def published_images(self, pipeline_id: str) -> dict[str, str]:
         """The image references stored with a published pipeline."""
@@ -321,7 +355,9 @@ class LocalBackend:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def create_endpoint(self, name: str, description: str, pipeline_id: str) -> EndpointRecord:
+    def create_endpoint(
+        self, name: str, description: str, pipeline_id: str, owner: Owner
+    ) -> EndpointRecord:
         """Create an endpoint; fails like Azure when the name is taken."""
         new_id = str(uuid.uuid4())
 
@@ -332,22 +368,22 @@ class LocalBackend:
                     "Please choose a unique value."
                 )
             conn.execute(
-                "INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?)",
-                (new_id, self.ws, name, Status.ACTIVE.value, "0", description),
+                "INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (new_id, self.ws, name, Status.ACTIVE.value, "0", description, _owner_text(owner)),
             )
             self._add_version(conn, new_id, pipeline_id)
             return self._require_endpoint(conn, new_id)
 
-        return self._write("create_endpoint", run)
+        return self._write(run)
 
     def get_endpoint(
         self, endpoint_id: str | None = None, name: str | None = None
     ) -> EndpointRecord | None:
         """By id, or by name."""
         if endpoint_id is not None:
-            return self._read("get_endpoint", lambda c: self._endpoint(c, "id", endpoint_id))
+            return self._read(lambda c: self._endpoint(c, "id", endpoint_id))
         if name is not None:
-            return self._read("get_endpoint", lambda c: self._endpoint(c, "name", name))
+            return self._read(lambda c: self._endpoint(c, "name", name))
         raise ValueError("get_endpoint needs an id or a name")
 
     def add_default_version(self, endpoint_id: str, pipeline_id: str) -> EndpointRecord:
@@ -361,7 +397,7 @@ class LocalBackend:
             )
             return self._require_endpoint(conn, endpoint_id)
 
-        return self._write("add_default_version", run)
+        return self._write(run)
 
     def set_default_version(self, endpoint_id: str, version: str) -> EndpointRecord:
         """Point the default at an existing version."""
@@ -374,7 +410,7 @@ class LocalBackend:
             )
             return self._require_endpoint(conn, endpoint_id)
 
-        return self._write("set_default_version", run)
+        return self._write(run)
 
     def archive_endpoint(self, endpoint_id: str) -> None:
         """Rename to a random name and disable, as ``PipelineEndpoint.archive`` does."""
@@ -386,7 +422,7 @@ class LocalBackend:
                 (str(uuid.uuid4()), Status.DISABLED.value, endpoint_id),
             )
 
-        self._write("archive_endpoint", run)
+        self._write(run)
 
     def reactivate_endpoint(self, endpoint_id: str, name: str) -> EndpointRecord:
         """Rename back and activate (``PipelineEndpoint.reactivate``)."""
@@ -401,7 +437,7 @@ class LocalBackend:
             )
             return self._require_endpoint(conn, endpoint_id)
 
-        return self._write("reactivate_endpoint", run)
+        return self._write(run)
 
     # -- schedules ----------------------------------------------------------------------------
 
@@ -413,7 +449,7 @@ class LocalBackend:
             parameters=json.loads(row[7]),
             status=Status(row[8]),
         )
-        return ScheduleRecord(row[0], row[2], row[3], row[4], settings)
+        return ScheduleRecord(row[0], row[2], row[3], row[4], settings, _owner_of(row[9]))
 
     def _schedule(self, conn: sqlite3.Connection, schedule_id: str) -> ScheduleRecord | None:
         row = conn.execute(
@@ -422,15 +458,20 @@ class LocalBackend:
         return None if row is None else self._schedule_row(row)
 
     def create_schedule(
-        self, name: str, endpoint_id: str, experiment: str, settings: ScheduleSettings
+        self,
+        name: str,
+        endpoint_id: str,
+        experiment: str,
+        settings: ScheduleSettings,
+        owner: Owner,
     ) -> ScheduleRecord:
-        """Create a schedule; Azure creates it active, so a paused one costs a second write."""
+        """Create a schedule with the status asked for, in one write (a paused one never runs)."""
         new_id = str(uuid.uuid4())
 
         def run(conn: sqlite3.Connection) -> ScheduleRecord:
             self._require_endpoint(conn, endpoint_id)
             conn.execute(
-                "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new_id,
                     self.ws,
@@ -440,17 +481,15 @@ class LocalBackend:
                     settings.recurrence.model_dump_json(),
                     settings.description,
                     json.dumps(settings.parameters, sort_keys=True),
-                    Status.ACTIVE.value,
+                    settings.status.value,
+                    _owner_text(owner),
                 ),
             )
             found = self._schedule(conn, new_id)
             assert found is not None
             return found
 
-        created = self._write("create_schedule", run)
-        if settings.status is Status.DISABLED:
-            return self.update_schedule(created.id, settings)
-        return created
+        return self._write(run)
 
     def update_schedule(self, schedule_id: str, settings: ScheduleSettings) -> ScheduleRecord:
         """Change what a schedule does (never its name or target)."""
@@ -480,11 +519,11 @@ class LocalBackend:
             assert found is not None
             return found
 
-        return self._write("update_schedule", run)
+        return self._write(run)
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         """By id."""
-        return self._read("get_schedule", lambda c: self._schedule(c, schedule_id))
+        return self._read(lambda c: self._schedule(c, schedule_id))
 
     def find_schedules(self, endpoint_id: str, name: str) -> list[ScheduleRecord]:
         """Schedules with this name on this endpoint, any status."""
@@ -497,4 +536,4 @@ class LocalBackend:
             ).fetchall()
             return [self._schedule_row(r) for r in rows]
 
-        return self._read("find_schedules", run)
+        return self._read(run)

@@ -11,10 +11,20 @@ The rules every adapter follows are Azure ML v1's:
   name and disables it (that is what ``PipelineEndpoint.archive`` does), so the name is free again
   and the endpoint can be reactivated under a name later;
 - a schedule targets one endpoint for life (``Schedule.update`` cannot retarget it).
+
+Ownership: every object the provider makes (published pipeline, endpoint, schedule) records the
+stack that made it (:class:`Owner`), and every record read back reports it (``owner``; None when
+nothing or something unreadable is recorded). The provider adopts, reuses or undoes only what its
+own stack owns. Azure ML v1 offers no tags on these objects, only a description, so the Azure
+adapter appends :meth:`Owner.stamp` to the description it sends (``Pipeline.publish(description=)``,
+``PipelineEndpoint.publish(description)``, ``Schedule.create_for_pipeline_endpoint(description=)``
+and ``Schedule.update(description=)``) and reads it back with :func:`read_stamp`, returning the
+description without the stamp. The local adapter keeps the owner in its own column.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +44,39 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The Pulumi project and stack that made an object (recorded on the object itself)."""
+
+    project: str
+    stack: str
+
+    def label(self) -> str:
+        """`project/stack`, as messages show it."""
+        return f"{self.project}/{self.stack}"
+
+    def stamp(self, description: str) -> str:
+        """`description` with this owner recorded on its last line (see :func:`read_stamp`)."""
+        mark = f"{_STAMP_OPEN}{self.project}/{self.stack}{_STAMP_CLOSE}"
+        return f"{description}\n\n{mark}" if description else mark
+
+
+_STAMP_OPEN = "[amlpipe-owner: "
+_STAMP_CLOSE = "]"
+# Project and stack names never hold "/" or "]" (Pulumi allows letters, digits, "-", "_", ".").
+_STAMP = re.compile(r"(?:\n\n)?\[amlpipe-owner: ([^/\]\n]+)/([^/\]\n]+)\]\Z")
+
+
+def read_stamp(text: str | None) -> tuple[str, Owner | None]:
+    """Split a description written by :meth:`Owner.stamp` into (description, owner); a text
+    without a stamp is all description, with no owner."""
+    text = text or ""
+    found = _STAMP.search(text)
+    if found is None:
+        return text, None
+    return text[: found.start()], Owner(found.group(1), found.group(2))
+
+
+@dataclass(frozen=True)
 class WorkspaceRef:
     """Coordinates of an Azure ML workspace (no credentials: those come from the environment)."""
 
@@ -44,6 +87,16 @@ class WorkspaceRef:
     def key(self) -> str:
         """A stable single-string key (the local store namespaces everything by it)."""
         return f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}"
+
+
+@dataclass(frozen=True)
+class RegistryIdentity:
+    """A cluster's user-assigned managed identity, which pulls the image from the registry (it
+    has AcrPull; no password anywhere). The same record travels from the compute cluster's
+    outputs through the resource inputs to the compile step."""
+
+    resource_id: str
+    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,8 +116,10 @@ class PipelineBuild:
     version_key: str = ""
     """Recorded as the published pipeline's version: the content hash, extended with the
     registry identities when there are any (see `EndpointInputs.version_key`)."""
-    registry_identities: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Cluster name -> (identity resource id, client id) used to pull the image."""
+    registry_identities: dict[str, RegistryIdentity] = field(default_factory=dict)
+    """Cluster name -> the identity its jobs pull the image with."""
+    owner: Owner | None = None
+    """The stack publishing it, recorded on the published pipeline."""
 
     @property
     def version_tag(self) -> str:
@@ -82,6 +137,8 @@ class PublishedPipelineRecord:
     version_tag: str
     """The ``version`` given to ``Pipeline.publish``: our content hash (to recognise our work)."""
     status: Status
+    owner: Owner | None = None
+    """The stack that published it (None: not published by this provider, or before owners)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +159,8 @@ class EndpointRecord:
     default_version: str
     rest_url: str
     versions: tuple[EndpointVersion, ...] = field(default_factory=tuple)
+    owner: Owner | None = None
+    """The stack that created it (None: not created by this provider, or before owners)."""
 
     def version(self, version: str) -> EndpointVersion:
         """The version called `version` (KeyError when absent)."""
@@ -137,25 +196,33 @@ class ScheduleRecord:
     endpoint_id: str
     experiment: str
     settings: ScheduleSettings
+    """Settings as the service reports them; `description` without the owner stamp."""
+    owner: Owner | None = None
+    """The stack that created it (None: not created by this provider, or before owners)."""
 
 
 class Backend(Protocol):
     """Azure ML v1 operations on one workspace. Methods are one service call each where possible."""
 
     def publish_pipeline(self, build: PipelineBuild) -> PublishedPipelineRecord:
-        """Publish a new version of a pipeline (always a new id); named after its endpoint."""
+        """Publish a new version of a pipeline (always a new id); named after its endpoint,
+        owned by `build.owner`."""
         ...
 
     def find_published(self, name: str) -> list[PublishedPipelineRecord]:
-        """Active published pipelines called `name` (to find what an interrupted run left)."""
+        """Active published pipelines called `name`, oldest first, whoever owns them (to find
+        what an interrupted run left; callers filter by owner)."""
         ...
 
     def disable_pipeline(self, pipeline_id: str) -> None:
         """Disable a published pipeline (it can no longer be submitted; never deleted)."""
         ...
 
-    def create_endpoint(self, name: str, description: str, pipeline_id: str) -> EndpointRecord:
-        """Create an endpoint whose version "0" (the default) is `pipeline_id`."""
+    def create_endpoint(
+        self, name: str, description: str, pipeline_id: str, owner: Owner
+    ) -> EndpointRecord:
+        """Create an endpoint owned by `owner` whose version "0" (the default) is `pipeline_id`;
+        fails when an active endpoint has the name."""
         ...
 
     def get_endpoint(
@@ -181,13 +248,19 @@ class Backend(Protocol):
         ...
 
     def create_schedule(
-        self, name: str, endpoint_id: str, experiment: str, settings: ScheduleSettings
+        self,
+        name: str,
+        endpoint_id: str,
+        experiment: str,
+        settings: ScheduleSettings,
+        owner: Owner,
     ) -> ScheduleRecord:
-        """Create a schedule on an endpoint (created active; disabled right after if asked)."""
+        """Create a schedule owned by `owner` on an endpoint, with `settings.status`."""
         ...
 
     def update_schedule(self, schedule_id: str, settings: ScheduleSettings) -> ScheduleRecord:
-        """Change recurrence, description, parameter values and status in one call."""
+        """Change recurrence, description, parameter values and status in one call; the
+        recorded owner stays as it is."""
         ...
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
@@ -195,7 +268,8 @@ class Backend(Protocol):
         ...
 
     def find_schedules(self, endpoint_id: str, name: str) -> list[ScheduleRecord]:
-        """Schedules called `name` on an endpoint, any status (to adopt an interrupted create)."""
+        """Schedules called `name` on an endpoint, any status, any owner (to adopt an interrupted
+        create; callers filter by owner)."""
         ...
 
 

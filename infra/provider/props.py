@@ -1,5 +1,9 @@
 """Typed inputs and outputs of the dynamic resources, parsed once from the engine's dicts.
 
+The program builds these inputs in :mod:`infra.components.pipelines` (typed Args of
+:mod:`infra.provider.resources`, which turns them into the wire dict); the provider parses the
+wire dict back into the models below, once per call.
+
 Inputs are *readable*: `pulumi preview --diff` shows them property by property, so a change reads
 "steps.train.code_hash", "steps.train.args[1]", "images.training" or "recurrence.hours" rather than
 one opaque hash. Values that must survive the engine exactly (parameter values, whose int/float
@@ -14,20 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field
 
-from infra.definitions.command import step_command
-from infra.definitions.hashing import StepDigest, step_digests
-from infra.definitions.loader import LoadedPipeline
-from infra.definitions.model import PipelineSpec, Recurrence, Schedule
-from infra.definitions.recurrence import describe, effective_recurrence
-from infra.definitions.refs import Literal, parse_argument
+from infra.definitions.model import Recurrence
+from infra.definitions.recurrence import describe
 from infra.provider.port import (
     EndpointRecord,
+    Owner,
+    RegistryIdentity,
     ScheduleRecord,
     ScheduleSettings,
     Status,
@@ -80,6 +81,30 @@ class WorkspaceProps(_Props):
 WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace_name")
 
 
+class OwnerProps(_Props):
+    """The Pulumi project and stack a resource belongs to: recorded on every object the provider
+    makes, so that it only ever adopts, reuses or undoes its own stack's objects."""
+
+    project: str = Field(min_length=1)
+    stack: str = Field(min_length=1)
+
+    def record(self) -> Owner:
+        """As the port's record."""
+        return Owner(self.project, self.stack)
+
+
+class OwnedProps(WorkspaceProps):
+    """Workspace coordinates plus the owning stack."""
+
+    owner: OwnerProps | None = None
+    """Always set by the program (check refuses inputs without it); None only in states written
+    before owners were recorded."""
+
+    def owner_record(self) -> Owner | None:
+        """The owner as the port's record (None for states written before owners)."""
+        return None if self.owner is None else self.owner.record()
+
+
 class StepSummary(_Props):
     """What a step runs, in words (shown by `preview --diff`; the content hash covers the rest)."""
 
@@ -107,18 +132,26 @@ class ParameterSummary(_Props):
 
 
 class RegistryIdentityProps(_Props):
-    """A cluster's user-assigned managed identity, which pulls the image from the registry."""
+    """A cluster's user-assigned managed identity, which pulls the image from the registry
+    (the wire form of :class:`infra.provider.port.RegistryIdentity`)."""
 
     resource_id: str
     client_id: str = ""
 
+    def record(self) -> RegistryIdentity:
+        """As the port's record."""
+        return RegistryIdentity(self.resource_id, self.client_id)
 
-class EndpointInputs(WorkspaceProps):
-    """Inputs of a PipelineEndpoint resource."""
+
+class EndpointInputs(OwnedProps):
+    """Inputs of a PipelineEndpoint resource.
+
+    No experiment: a published pipeline has none (whoever submits a run names it), so it is
+    neither an input nor part of the content hash; the Pipelines component exports it per
+    pipeline for REST and Data Factory callers."""
 
     name: str
     description: str = ""
-    experiment: str
     content_hash: str
     code_root: str
     """Pipeline folder relative to the project root (where the provider host runs)."""
@@ -127,7 +160,8 @@ class EndpointInputs(WorkspaceProps):
     images: dict[str, str] = Field(default_factory=dict)
     registry_identities: dict[str, RegistryIdentityProps] = Field(default_factory=dict)
     """Cluster name -> identity the cluster pulls the image with (AcrPull; no password)."""
-    version_retention: int = Field(default=2, ge=1)
+    version_retention: int = Field(ge=1)
+    """Required: its default lives in Pulumi.yaml (`versionRetention`), nowhere else."""
     adopt_existing: bool = False
     """Adopt an endpoint of this name that already exists (Pulumi cannot import dynamic ones)."""
 
@@ -140,6 +174,10 @@ class EndpointInputs(WorkspaceProps):
             {k: v.model_dump() for k, v in self.registry_identities.items()}, sort_keys=True
         )
         return hashlib.sha256(f"{self.content_hash}\0{identities}".encode()).hexdigest()
+
+    def identities(self) -> dict[str, RegistryIdentity]:
+        """Cluster name -> identity, as the port's records."""
+        return {k: v.record() for k, v in self.registry_identities.items()}
 
 
 ENDPOINT_REPLACE_KEYS = ("name", *WORKSPACE_KEYS)
@@ -186,12 +224,14 @@ class EndpointOutputs(EndpointInputs):
         )
 
 
-class ScheduleInputs(WorkspaceProps):
+class ScheduleInputs(OwnedProps):
     """Inputs of a PipelineSchedule resource."""
 
     name: str
     endpoint_id: str
     experiment: str
+    """The experiment scheduled runs are submitted under (fixed at creation: Azure ML's
+    `Schedule.update` cannot change it, so a new one replaces the schedule)."""
     description: str = ""
     recurrence: Recurrence
     recurrence_text: str = ""
@@ -209,14 +249,14 @@ class ScheduleInputs(WorkspaceProps):
         )
 
 
-SCHEDULE_REPLACE_KEYS = ("name", "endpoint_id", *WORKSPACE_KEYS)
+SCHEDULE_REPLACE_KEYS = ("name", "endpoint_id", "experiment", *WORKSPACE_KEYS)
 
 
 class ScheduleOutputs(ScheduleInputs):
-    """Outputs: what the service reports (live settings, so refresh shows drift) plus the id."""
+    """Outputs: what the service reports (live settings, so refresh shows drift: `enabled` is
+    the live status) plus the id."""
 
     schedule_id: str
-    status: str
 
     @classmethod
     def of(cls, inputs: ScheduleInputs, schedule: ScheduleRecord) -> ScheduleOutputs:
@@ -234,7 +274,6 @@ class ScheduleOutputs(ScheduleInputs):
             ),
             enabled=live.status is Status.ACTIVE,
             schedule_id=schedule.id,
-            status=live.status.value,
         )
 
     def inputs(self) -> ScheduleInputs:
@@ -256,79 +295,3 @@ def strip(props: Mapping[str, Any]) -> dict[str, Any]:
 def dump(model: BaseModel) -> dict[str, Any]:
     """A model as the engine wants it: plain JSON values, None fields left out."""
     return model.model_dump(mode="json", exclude_none=True)
-
-
-# -- building inputs from a definition (used by the program) -----------------------------------
-
-
-def _arg_text(arg: str | int | float | bool) -> str:
-    token = parse_argument(arg)
-    return token.value if isinstance(token, Literal) else str(arg)
-
-
-def step_summaries(spec: PipelineSpec, code_hashes: Mapping[str, str]) -> dict[str, StepSummary]:
-    """Readable summary of each step; `code_hashes` maps step name -> code digest."""
-    return {
-        step.name: StepSummary(
-            kind=step.kind,
-            run=step_command(step).text(),
-            code=step.code,
-            code_hash=code_hashes[step.name][:SHORT_HASH],
-            args=[_arg_text(a) for a in step.args],
-            compute=spec.step_compute(step),
-            image=spec.step_image(step),
-            outputs=list(step.outputs),
-            after=list(step.after),
-            allow_reuse=step.allow_reuse,
-            environment=dict(step.environment),
-        )
-        for step in spec.steps
-    }
-
-
-def parameter_summaries(spec: PipelineSpec) -> dict[str, ParameterSummary]:
-    """Each parameter's type and default."""
-    return {
-        name: ParameterSummary(type=p.type.value, default=json.dumps(p.default))
-        for name, p in spec.parameters.items()
-    }
-
-
-def code_root_of(loaded: LoadedPipeline, project_root: Path) -> str:
-    """The pipeline folder relative to the project root, POSIX form."""
-    return loaded.folder.resolve().relative_to(project_root.resolve()).as_posix()
-
-
-def schedule_settings_inputs(schedule: Schedule, schedules_enabled: bool) -> dict[str, Any]:
-    """The schedule-specific input values (recurrence, text, parameters, enabled)."""
-    recurrence = effective_recurrence(schedule)
-    return {
-        "description": schedule.description,
-        "recurrence": dump(recurrence),
-        "recurrence_text": describe(recurrence),
-        "parameters": _json_values(schedule.parameters),
-        "enabled": schedule.enabled and schedules_enabled,
-    }
-
-
-def endpoint_static_props(
-    loaded: LoadedPipeline, project_root: Path, steps: Mapping[str, StepDigest] | None = None
-) -> dict[str, Any]:
-    """The endpoint inputs known without image references (everything but hash and images);
-    `steps` are the step digests when the caller already has them (code is read once)."""
-    spec = loaded.spec
-    digests = steps if steps is not None else step_digests(loaded)
-    code = {name: d.code.digest for name, d in digests.items()}
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "experiment": spec.experiment,
-        "code_root": code_root_of(loaded, project_root),
-        "steps": {k: dump(v) for k, v in step_summaries(spec, code).items()},
-        "parameters": {k: dump(v) for k, v in parameter_summaries(spec).items()},
-    }
-
-
-def schedule_name(spec: PipelineSpec, schedule: Schedule) -> str:
-    """Azure name of a schedule: `<pipeline>-<schedule>` (unique in the workspace)."""
-    return f"{spec.name}-{schedule.name}"

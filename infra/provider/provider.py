@@ -39,6 +39,7 @@ from infra.provider.props import (
     SCHEDULE_REPLACE_KEYS,
     EndpointInputs,
     EndpointOutputs,
+    OwnedProps,
     ScheduleInputs,
     ScheduleOutputs,
     dump,
@@ -112,20 +113,23 @@ class _Provider(ResourceProvider):
         return AzureMLBackend(workspace)
 
 
-def _check(model: type[BaseModel], news: dict[str, Any]) -> CheckResult:
+def _check(model: type[OwnedProps], news: dict[str, Any]) -> CheckResult:
     """Validate inputs that are known (preview may pass unknowns), return them unchanged."""
     props = strip(news)
     if unknown_keys(props):  # preview: validated again when the values are known
-        return CheckResult(news, [])
+        return CheckResult(inputs=news, failures=[])
     try:
-        model.model_validate(props)
+        parsed = model.model_validate(props)
     except ValidationError as exc:
         failures = [
             CheckFailure(".".join(str(p) for p in e["loc"]) or "(inputs)", e["msg"])
             for e in exc.errors()
         ]
-        return CheckResult(news, failures)
-    return CheckResult(news, [])
+        return CheckResult(inputs=news, failures=failures)
+    if parsed.owner is None:  # optional only so that states from before owners still parse
+        reason = "required: the project and stack that own what this resource publishes"
+        return CheckResult(inputs=news, failures=[CheckFailure("owner", reason)])
+    return CheckResult(inputs=news, failures=[])
 
 
 def _changed_keys(
@@ -152,6 +156,12 @@ def _replaced(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...])
     return [k for k in keys if olds.get(k) != news.get(k)]
 
 
+def _diff(changes: bool, replaces: list[str]) -> DiffResult:
+    # Replacement creates the new object before deleting the old one: names stay unique
+    # because archiving frees an endpoint's name, and schedules may share one.
+    return DiffResult(changes=changes, replaces=replaces, stables=[], delete_before_replace=False)
+
+
 class PipelineEndpointProvider(_Provider):
     """A pipeline endpoint and the published versions behind it."""
 
@@ -162,15 +172,15 @@ class PipelineEndpointProvider(_Provider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Changed inputs, or drift seen by refresh; name or workspace replace."""
         if unknown := unknown_keys(news):  # preview: unknown values may change anything
-            return DiffResult(True, [k for k in unknown if k in ENDPOINT_REPLACE_KEYS], [], False)
+            return _diff(True, [k for k in unknown if k in ENDPOINT_REPLACE_KEYS])
         want = EndpointInputs.model_validate(strip(news))
         old = _parse_or_none(EndpointOutputs, olds)
         if old is None:  # a state written by an older provider: rewrite it
-            return DiffResult(True, _replaced(olds, news, ENDPOINT_REPLACE_KEYS), [], False)
+            return _diff(True, _replaced(olds, news, ENDPOINT_REPLACE_KEYS))
         changed, replaces = _changed_keys(old, want, ENDPOINT_REPLACE_KEYS)
         changed = [k for k in changed if k != "adopt_existing"]
         drift = not old.in_sync()
-        return DiffResult(bool(changed) or drift, replaces, [], False)
+        return _diff(bool(changed) or drift, replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Publish and create the endpoint (or adopt what an interrupted create left)."""
@@ -195,11 +205,10 @@ class PipelineEndpointProvider(_Provider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Disable every version and archive the endpoint."""
         old = EndpointOutputs.model_validate(strip(props))
-        ops.delete_endpoint(self.backend(old.workspace()), id_)
+        ops.delete_endpoint(self.backend(old.workspace()), id_, old.owner_record())
 
 
 def _loader(want: EndpointInputs) -> ops.BuildLoader:
-    identities = {k: (v.resource_id, v.client_id) for k, v in want.registry_identities.items()}
     return lambda: load_build(
         want.name,
         want.code_root,
@@ -207,7 +216,8 @@ def _loader(want: EndpointInputs) -> ops.BuildLoader:
         want.content_hash,
         project_root(),
         want.version_key(),
-        identities,
+        want.identities(),
+        want.owner_record(),
     )
 
 
@@ -222,16 +232,16 @@ class PipelineScheduleProvider(_Provider):
         """Recurrence, parameters, description and status update in place; name, target or
         workspace replace."""
         if unknown := unknown_keys(news):  # preview: unknown values may change anything
-            return DiffResult(True, [k for k in unknown if k in SCHEDULE_REPLACE_KEYS], [], False)
+            return _diff(True, [k for k in unknown if k in SCHEDULE_REPLACE_KEYS])
         want = ScheduleInputs.model_validate(strip(news))
         old = _parse_or_none(ScheduleOutputs, olds)
         if old is None:  # a state written by an older provider: rewrite it
-            return DiffResult(True, _replaced(olds, news, SCHEDULE_REPLACE_KEYS), [], False)
+            return _diff(True, _replaced(olds, news, SCHEDULE_REPLACE_KEYS))
         changed, replaces = _changed_keys(old, want, SCHEDULE_REPLACE_KEYS)
         # recurrence_text is derived from recurrence; compare settings, not their wording.
         changed = [k for k in changed if k != "recurrence_text"]
         settings_drift = old.inputs().settings() != want.settings()
-        return DiffResult(bool(changed) or settings_drift, replaces, [], False)
+        return _diff(bool(changed) or settings_drift, replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Create the schedule on its endpoint (paused when `enabled` is false)."""

@@ -1,22 +1,20 @@
 """Fixtures: a small Pulumi project with one pipeline in a tmp folder, the provider host started in
-it (as the engine starts it in the project folder), configured for the local backend.
-
-pytest runs with `--import-mode=importlib`, so this folder is put on sys.path for the helpers."""
+it (as the engine starts it in the project folder), configured for the local backend, its
+backend wrapped by a fault plan the tests arm and read."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from grpc_host import ProviderHost, Stack
-from provider_fixtures import STORE, WORKSPACE, Project
-
 from infra.provider.local_backend import LocalBackend, LocalStore
+from tests.provider.faults import PLAN_ENV, FaultPlan
+from tests.provider.grpc_host import FAULTY_PROVIDERS, ProviderHost, Stack
+from tests.provider.provider_fixtures import STORE, WORKSPACE, Project
+
+LOCAL_CONFIG = {"azureml-pipelines:backend": "local", "azureml-pipelines:localStorePath": STORE}
 
 
 @pytest.fixture
@@ -43,17 +41,21 @@ def backend(store: LocalStore) -> LocalBackend:
 
 
 @pytest.fixture
-def host(project: Project) -> Iterator[ProviderHost]:
+def plan(tmp_path: Path) -> FaultPlan:
+    """Counters and faults of the host's backend."""
+    return FaultPlan(tmp_path / "faults.sqlite")
+
+
+@pytest.fixture
+def host(project: Project, plan: FaultPlan) -> Iterator[ProviderHost]:
     """The real provider host, started in the project folder, configured for the local backend."""
-    provider_host = ProviderHost(project.root)
-    provider_host.configure(
-        {"azureml-pipelines:backend": "local", "azureml-pipelines:localStorePath": STORE}
-    )
+    provider_host = ProviderHost(project.root, env={PLAN_ENV: str(plan.path)})
+    provider_host.configure(LOCAL_CONFIG)
     yield provider_host
     provider_host.close()
 
 
 @pytest.fixture
 def stack(host: ProviderHost) -> Stack:
-    """An engine stand-in on the host."""
-    return Stack(host)
+    """An engine stand-in on the host (project `proj`, stack `test`)."""
+    return Stack(host, providers=FAULTY_PROVIDERS)

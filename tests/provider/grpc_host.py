@@ -24,6 +24,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from infra.provider.adf_trigger import DataFactoryTriggerProvider
 from infra.provider.props import PROVIDER_KEY
 from infra.provider.provider import PipelineEndpointProvider, PipelineScheduleProvider
+from tests.provider.faults import FaultyEndpointProvider, FaultyScheduleProvider
 
 ENDPOINT_TYPE = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 SCHEDULE_TYPE = "pulumi-python:dynamic/azureml:PipelineSchedule"
@@ -33,6 +34,14 @@ PROVIDERS = {
     ENDPOINT_TYPE: serialize_provider(PipelineEndpointProvider()),
     SCHEDULE_TYPE: serialize_provider(PipelineScheduleProvider()),
 }
+"""The real providers, serialized as the engine stores them."""
+FAULTY_PROVIDERS = {
+    **PROVIDERS,
+    ENDPOINT_TYPE: serialize_provider(FaultyEndpointProvider()),
+    SCHEDULE_TYPE: serialize_provider(FaultyScheduleProvider()),
+}
+"""The real providers on a counted, fault-injecting backend (see :mod:`tests.provider.faults`)."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def to_struct(props: dict[str, Any]) -> struct_pb2.Struct:
@@ -63,10 +72,18 @@ class ProviderHost:
     ) -> None:
         """Start the host in `cwd`: by default this interpreter's `-u -m pulumi.dynamic`; `argv`
         and `full_env` (the whole environment) when a launcher decides them as the CLI would."""
+        # The engine starts the host in the project folder, where the installed project is
+        # importable; here the project is often a tmp folder, so the repository goes on the
+        # host's path (the test providers are pickled by reference to tests.provider.faults).
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
             argv or [sys.executable, "-u", "-m", "pulumi.dynamic"],
             cwd=cwd,
-            env=full_env if full_env is not None else {**os.environ, **(env or {})},
+            env=(
+                full_env
+                if full_env is not None
+                else {**os.environ, "PYTHONPATH": path, **(env or {})}
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -153,8 +170,15 @@ class Step:
 class Stack:
     """The engine's part: state keyed by resource name, up/refresh/destroy like `pulumi`."""
 
-    def __init__(self, host: ProviderHost, project: str = "proj", stack: str = "test") -> None:
+    def __init__(
+        self,
+        host: ProviderHost,
+        project: str = "proj",
+        stack: str = "test",
+        providers: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
+        self.providers = PROVIDERS if providers is None else providers
         self.prefix = f"urn:pulumi:{stack}::{project}::"
         self.state: dict[str, State] = {}
         self.types: dict[str, str] = {}
@@ -166,7 +190,7 @@ class Stack:
     def up(self, type_: str, name: str, inputs: dict[str, Any]) -> Step:
         """Register one resource: create, update, replace or nothing."""
         self.types[name] = type_
-        news = {**inputs, PROVIDER_KEY: PROVIDERS[type_]}
+        news = {**inputs, PROVIDER_KEY: self.providers[type_]}
         old = self.state.get(name)
         checked = self.host.check(self.urn(name), old.inputs if old else {}, news)
         if old is None:
@@ -189,7 +213,7 @@ class Stack:
     def preview_diff(self, type_: str, name: str, inputs: dict[str, Any]) -> Any:
         """Check + diff only (what `pulumi preview` does)."""
         old = self.state[name]
-        news = {**inputs, PROVIDER_KEY: PROVIDERS[type_]}
+        news = {**inputs, PROVIDER_KEY: self.providers[type_]}
         checked = self.host.check(self.urn(name), old.inputs, news)
         return self.host.diff(self.urn(name), old.id, old.outputs, checked)
 

@@ -8,14 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.components.pipelines import EndpointPlacement, endpoint_args, schedule_args
 from infra.definitions.hashing import pipeline_digest
 from infra.definitions.loader import LoadedPipeline, load_definitions
-from infra.provider.port import WorkspaceRef
-from infra.provider.props import (
-    endpoint_static_props,
-    schedule_name,
-    schedule_settings_inputs,
-)
+from infra.provider.port import Owner, WorkspaceRef
+from infra.provider.resources import WorkspaceArgs, endpoint_props, schedule_props
 
 PIPELINE = """\
 name: demo
@@ -58,6 +55,16 @@ WORKSPACE = WorkspaceRef("00000000-0000-0000-0000-000000000000", "rg-test", "mlw
 STORE = ".amlpipe/store.sqlite"
 IMAGE_V1 = "acrtest.azurecr.io/training:ctx-aaaaaaaaaaaaaaaaaaaa"
 IMAGE_V2 = "acrtest.azurecr.io/training:ctx-bbbbbbbbbbbbbbbbbbbb"
+OWNER = Owner("proj", "test")
+"""The project and stack of the default :class:`tests.provider.grpc_host.Stack`."""
+
+
+def placement(root: Path, owner: Owner = OWNER, retention: int = 2) -> EndpointPlacement:
+    """Where the test stack publishes."""
+    workspace = WorkspaceArgs(
+        WORKSPACE.subscription_id, WORKSPACE.resource_group, WORKSPACE.workspace_name
+    )
+    return EndpointPlacement(workspace, owner, root, retention)
 
 
 @dataclass
@@ -86,35 +93,36 @@ class Project:
         return loaded.raise_if_invalid()[0]
 
     def endpoint_inputs(
-        self, name: str = "demo", image: str = IMAGE_V1, retention: int = 2, **extra: Any
+        self,
+        name: str = "demo",
+        image: str = IMAGE_V1,
+        retention: int = 2,
+        owner: Owner = OWNER,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """Inputs of the PipelineEndpoint for a pipeline, as the component computes them."""
+        """Inputs of the PipelineEndpoint for a pipeline, built as the component builds them."""
         loaded = self.load(name)
         images = {"training": image}
-        return {
-            "subscription_id": WORKSPACE.subscription_id,
-            "resource_group": WORKSPACE.resource_group,
-            "workspace_name": WORKSPACE.workspace_name,
-            **endpoint_static_props(loaded, self.root),
-            "content_hash": pipeline_digest(loaded, images).digest,
-            "images": images,
-            "version_retention": retention,
-            **extra,
-        }
+        args = endpoint_args(
+            loaded,
+            placement(self.root, owner, retention),
+            images=images,
+            content_hash=pipeline_digest(loaded, images).digest,
+            registry_identities={},
+        )
+        return {**endpoint_props(args), **extra}
 
     def schedule_inputs(
-        self, endpoint_id: str, name: str = "demo", enabled: bool = True, **extra: Any
+        self,
+        endpoint_id: str,
+        name: str = "demo",
+        enabled: bool = True,
+        owner: Owner = OWNER,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Inputs of the PipelineSchedule for the first schedule of a pipeline."""
         loaded = self.load(name)
-        schedule = loaded.spec.schedules[0]
-        return {
-            "subscription_id": WORKSPACE.subscription_id,
-            "resource_group": WORKSPACE.resource_group,
-            "workspace_name": WORKSPACE.workspace_name,
-            "name": schedule_name(loaded.spec, schedule),
-            "endpoint_id": endpoint_id,
-            "experiment": loaded.spec.experiment,
-            **schedule_settings_inputs(schedule, enabled),
-            **extra,
-        }
+        args = schedule_args(
+            loaded.spec, loaded.spec.schedules[0], placement(self.root, owner), endpoint_id, enabled
+        )
+        return {**schedule_props(args), **extra}

@@ -8,7 +8,6 @@ import os
 from typing import Any
 
 import pytest
-from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
 from infra.definitions.model import Frequency, Recurrence, WeekDay
 from infra.definitions.recurrence import effective_recurrence
@@ -16,7 +15,8 @@ from infra.provider.azureml_v1 import compile as az
 from infra.provider.azureml_v1 import recurrence as rec_mod
 from infra.provider.azureml_v1 import retry
 from infra.provider.azureml_v1.adapter import AzureMLBackend, _published
-from infra.provider.port import BackendError, Status
+from infra.provider.port import BackendError, RegistryIdentity, Status
+from tests.provider.provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
 
 @pytest.fixture
@@ -175,7 +175,7 @@ def test_live_lifecycle_through_the_provider_host(project: Project) -> None:
     """Publish, no-op, update, pause a schedule, destroy: on a real workspace (opt-in)."""
     import uuid
 
-    from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, ProviderHost, Stack
+    from tests.provider.grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, ProviderHost, Stack
 
     name = f"amlpipe-live-{uuid.uuid4().hex[:8]}"
     text = (project.root / "pipeline_defs/demo/pipeline.yaml").read_text()
@@ -210,7 +210,7 @@ def test_live_lifecycle_through_the_provider_host(project: Project) -> None:
 
 def test_cluster_identity_pulls_the_image_when_given(project: Project) -> None:
     loaded = project.load()
-    identity = (
+    identity = RegistryIdentity(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
         "userAssignedIdentities/id-cpu",
         "0000-client",
@@ -220,10 +220,8 @@ def test_cluster_identity_pulls_the_image_when_given(project: Project) -> None:
     )
     (env,) = compiled.environments.values()
     registry = env.docker.base_image_registry
-    assert (
-        registry.registry_identity.resource_id,
-        registry.registry_identity.client_id,
-    ) == identity
+    assert registry.registry_identity.resource_id == identity.resource_id
+    assert registry.registry_identity.client_id == identity.client_id
     assert registry.username is None and registry.password is None
     assert all(s._runconfig.environment is env for s in compiled.steps)
 
@@ -232,7 +230,9 @@ def test_a_deprecated_published_pipeline_is_read_as_out_of_service() -> None:
     from types import SimpleNamespace
 
     # The service's entity status enum has three values; Deprecated used to raise ValueError.
-    record = _published(SimpleNamespace(id="p1", name="n", version="h", status="Deprecated"))
+    record = _published(
+        SimpleNamespace(id="p1", name="n", version="h", status="Deprecated", description="")
+    )
     assert record.status is Status.DEPRECATED and record.status is not Status.ACTIVE
 
 

@@ -7,8 +7,6 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_host import ADF_TRIGGER_TYPE, Stack
-from provider_fixtures import STORE, Project
 from pulumi.runtime.proto import provider_pb2
 
 from infra.provider.adf_port import (
@@ -18,6 +16,8 @@ from infra.provider.adf_port import (
     TriggerRef,
     store_path_for,
 )
+from tests.provider.grpc_host import ADF_TRIGGER_TYPE, Stack
+from tests.provider.provider_fixtures import STORE, Project
 
 OWNER = "azureml-pipelines:amlpipe-test"
 REF = TriggerRef("00000000-0000-0000-0000-000000000000", "rg-test", "adf-test", "t-nightly")

@@ -10,12 +10,13 @@ from typing import Any
 
 import pulumi
 import pytest
-from provider_fixtures import IMAGE_V1, Project
 
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
 from infra.definitions import hashing
 from infra.definitions.errors import SpecErrors
 from infra.definitions.hashing import TreeDigest, pipeline_digest
+from infra.provider.port import RegistryIdentity
+from tests.provider.provider_fixtures import IMAGE_V1, Project
 
 ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"
@@ -35,7 +36,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             url = f"https://example.api.azureml.ms/PipelineEndpointSubmit/Id/{endpoint_id}"
             return endpoint_id, {**args.inputs, "rest_url": url, "endpoint_id": endpoint_id}
         if args.typ == SCHEDULE:
-            return f"sch-{args.inputs['name']}", {**args.inputs, "status": "Disabled"}
+            return f"sch-{args.inputs['name']}", {**args.inputs, "schedule_id": "x"}
         if args.typ == COMPONENT:
             return "", {}
         raise AssertionError(f"unmocked resource type {args.typ}")
@@ -67,9 +68,11 @@ def _args(project: Project, **overrides: Any) -> PipelinesArgs:
         "image_refs": {"training": pulumi.Output.from_input(IMAGE_V1)},
         "cluster_names": frozenset({"cpu-cluster"}),
         "schedules_enabled": False,
+        "version_retention": 3,
         "cluster_identities": {
-            "cpu-cluster": ("/id/cpu", pulumi.Output.from_input("client-1")),
-            "gpu-cluster": ("/id/gpu", "client-2"),  # not used by these pipelines: not passed
+            "cpu-cluster": pulumi.Output.from_input(RegistryIdentity("/id/cpu", "client-1")),
+            # not used by these pipelines: not passed
+            "gpu-cluster": RegistryIdentity("/id/gpu", "client-2"),
         },
         **overrides,
     }
@@ -100,15 +103,21 @@ def test_one_endpoint_per_pipeline_and_a_paused_schedule_per_schedule(
         }
         assert demo["steps"]["train"]["run"] == "Rscript train.R"
         assert demo["code_root"] == "pipeline_defs/demo"
-        assert (demo["workspace_name"], demo["version_retention"]) == ("mlw", 2)
+        assert (demo["workspace_name"], demo["version_retention"]) == ("mlw", 3)
+        # everything published records the stack that owns it
+        assert demo["owner"] == {"project": "proj", "stack": "dev"}
+        assert "experiment" not in demo  # a published pipeline has none: not an endpoint input
         nightly = by_type[SCHEDULE]["pipelines-demo-nightly"]
         assert nightly["enabled"] is False  # dev: created paused
         assert nightly["endpoint_id"] == "ep-demo"
         assert nightly["recurrence_text"] == "every 1 Day at 02:30 UTC"
+        assert (nightly["experiment"], nightly["owner"]["stack"]) == ("demo-exp", "dev")
         assert urls == {
             "demo": "https://example.api.azureml.ms/PipelineEndpointSubmit/Id/ep-demo",
             "other": "https://example.api.azureml.ms/PipelineEndpointSubmit/Id/ep-other",
         }
+        # what REST and Data Factory callers submit runs under, per pipeline
+        assert component.experiments == {"demo": "demo-exp", "other": "demo-exp"}
 
     schedule_ids = [s.id for s in component.schedules.values()]
     return pulumi.Output.all(component.rest_urls, *schedule_ids).apply(check)

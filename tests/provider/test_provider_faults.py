@@ -9,11 +9,12 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, Stack
-from provider_fixtures import Project
 
-from infra.provider.local_backend import LocalBackend, LocalStore, Timing
+from infra.provider.local_backend import LocalBackend
 from infra.provider.port import Status
+from tests.provider.faults import FaultPlan, Timing
+from tests.provider.grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, Stack
+from tests.provider.provider_fixtures import Project
 
 TIMINGS: tuple[Timing, ...] = ("before", "after")
 
@@ -28,12 +29,12 @@ def interrupted(run: Callable[[], object]) -> bool:
     return False
 
 
-def each_write(store: LocalStore, timing: Timing, attempt: Callable[[int], bool]) -> list[int]:
+def each_write(plan: FaultPlan, timing: Timing, attempt: Callable[[int], bool]) -> list[int]:
     """`attempt(k)` arms a fault on its k-th write and says whether it fired; k = 1, 2, ... until
     an attempt completes without the fault firing. Returns the k that were interrupted."""
     failed: list[int] = []
     for k in range(1, 12):
-        store.clear_faults()
+        plan.clear()
         if not attempt(k):
             return failed
         failed.append(k)
@@ -59,7 +60,7 @@ def assert_converged(backend: LocalBackend, inputs: dict[str, Any]) -> None:
 def test_interrupted_endpoint_create_leaves_nothing_and_converges_on_the_next_run(
     project: Project,
     stack: Stack,
-    store: LocalStore,
+    plan: FaultPlan,
     backend: LocalBackend,
     timing: Timing,
     undo_fails: bool,
@@ -68,11 +69,11 @@ def test_interrupted_endpoint_create_leaves_nothing_and_converges_on_the_next_ru
         name = f"c{k}{timing}{int(undo_fails)}"
         project.write_pipeline(name)
         inputs = project.endpoint_inputs(name)
-        store.inject_fault("*", k, timing)
+        plan.arm("*", k, timing)
         if undo_fails:  # the clean-up after the failure fails too (its first write)
-            store.inject_fault("*", k + 1, "before")
+            plan.arm("*", k + 1, "before")
         fired = interrupted(lambda: stack.up(ENDPOINT_TYPE, name, inputs))
-        store.clear_faults()
+        plan.clear()
         if fired and not undo_fails:  # transactional: nothing enabled is left behind
             assert backend.get_endpoint(name=name) is None
             assert backend.find_published(name) == []
@@ -84,12 +85,12 @@ def test_interrupted_endpoint_create_leaves_nothing_and_converges_on_the_next_ru
         assert endpoint is not None and stack.state[name].id == endpoint.id
         return fired
 
-    assert each_write(store, timing, attempt) == [1, 2]  # publish, create endpoint
+    assert each_write(plan, timing, attempt) == [1, 2]  # publish, create endpoint
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
 def test_interrupted_endpoint_update_converges_on_the_next_run(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend, timing: Timing
+    project: Project, stack: Stack, plan: FaultPlan, backend: LocalBackend, timing: Timing
 ) -> None:
     def attempt(k: int) -> bool:
         name = f"u{k}{timing}"
@@ -99,9 +100,9 @@ def test_interrupted_endpoint_update_converges_on_the_next_run(
         stack.up(ENDPOINT_TYPE, name, project.endpoint_inputs(name))
         project.write(f"pipeline_defs/{name}/steps/prep/prep.py", "print(3)\n")
         inputs = project.endpoint_inputs(name)
-        store.inject_fault("*", k, timing)
+        plan.arm("*", k, timing)
         fired = interrupted(lambda: stack.up(ENDPOINT_TYPE, name, inputs))
-        store.clear_faults()
+        plan.clear()
         if fired:  # the engine kept the old state; the next `pulumi up` updates again
             assert stack.up(ENDPOINT_TYPE, name, inputs).op == "update"
         assert_converged(backend, inputs)
@@ -112,7 +113,7 @@ def test_interrupted_endpoint_update_converges_on_the_next_run(
         return fired
 
     # publish, add as default version, disable the version beyond retention
-    assert each_write(store, timing, attempt) == [1, 2, 3]
+    assert each_write(plan, timing, attempt) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
@@ -120,7 +121,7 @@ def test_interrupted_endpoint_update_converges_on_the_next_run(
 def test_interrupted_schedule_create_leaves_nothing_running_and_one_schedule(
     project: Project,
     stack: Stack,
-    store: LocalStore,
+    plan: FaultPlan,
     backend: LocalBackend,
     timing: Timing,
     enabled: bool,
@@ -131,9 +132,9 @@ def test_interrupted_schedule_create_leaves_nothing_running_and_one_schedule(
 
     def attempt(k: int) -> bool:
         inputs = {**project.schedule_inputs(endpoint_id, enabled=enabled), "name": f"demo-s{k}"}
-        store.inject_fault("*", k, timing)
+        plan.arm("*", k, timing)
         fired = interrupted(lambda: stack.up(SCHEDULE_TYPE, inputs["name"], inputs))
-        store.clear_faults()
+        plan.clear()
         if fired:  # whatever the failed create made is disabled: nothing runs
             leftovers = backend.find_schedules(endpoint_id, inputs["name"])
             assert all(s.settings.status is Status.DISABLED for s in leftovers)
@@ -143,13 +144,12 @@ def test_interrupted_schedule_create_leaves_nothing_running_and_one_schedule(
         assert stack.state[inputs["name"]].id == found[0].id
         return fired
 
-    # create (Azure creates it active), then disable when paused
-    assert each_write(store, timing, attempt) == ([1] if enabled else [1, 2])
+    assert each_write(plan, timing, attempt) == [1]  # created with its status in one call
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
 def test_interrupted_schedule_update_and_delete_converge(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend, timing: Timing
+    project: Project, stack: Stack, plan: FaultPlan, backend: LocalBackend, timing: Timing
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     endpoint_id = stack.state["demo"].id
@@ -157,18 +157,18 @@ def test_interrupted_schedule_update_and_delete_converge(
     schedule_id = stack.state["nightly"].id
 
     paused = project.schedule_inputs(endpoint_id, enabled=False)
-    store.inject_fault("update_schedule", 1, timing)
+    plan.arm("update_schedule", 1, timing)
     assert interrupted(lambda: stack.up(SCHEDULE_TYPE, "nightly", paused))
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(SCHEDULE_TYPE, "nightly", paused).op == "update"
     # when the failed call had applied, the retry reads the live schedule and writes nothing
-    assert store.counts().total_writes == (0 if timing == "after" else 1)
+    assert plan.counts().total_writes == (0 if timing == "after" else 1)
     live = backend.get_schedule(schedule_id)
     assert live is not None and live.settings.status is Status.DISABLED
 
     stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id))
     saved = stack.state["nightly"]
-    store.inject_fault("update_schedule", 1, timing)
+    plan.arm("update_schedule", 1, timing)
     assert interrupted(lambda: stack.destroy("nightly"))
     stack.state["nightly"] = saved  # the engine keeps a resource whose delete failed
     stack.destroy("nightly")
@@ -179,7 +179,7 @@ def test_interrupted_schedule_update_and_delete_converge(
 
 @pytest.mark.parametrize("timing", TIMINGS)
 def test_interrupted_endpoint_delete_converges_on_the_next_run(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend, timing: Timing
+    project: Project, stack: Stack, plan: FaultPlan, backend: LocalBackend, timing: Timing
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     project.write("pipeline_defs/demo/steps/prep/prep.py", "print(2)\n")
@@ -188,10 +188,10 @@ def test_interrupted_endpoint_delete_converges_on_the_next_run(
     saved = stack.state["demo"]
 
     def attempt(k: int) -> bool:
-        store.inject_fault("*", k, timing)
+        plan.arm("*", k, timing)
         stack.state["demo"] = saved  # a failed delete leaves the resource in the state
         fired = interrupted(lambda: stack.destroy("demo"))
-        store.clear_faults()
+        plan.clear()
         if fired:
             stack.state["demo"] = saved
             stack.destroy("demo")
@@ -203,4 +203,4 @@ def test_interrupted_endpoint_delete_converges_on_the_next_run(
 
     # the first k of each attempt hits an already deleted endpoint after k=1 converged, so
     # count only that the first attempt was interrupted and every retry converged
-    assert each_write(store, timing, attempt)[:1] == [1]
+    assert each_write(plan, timing, attempt)[:1] == [1]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, Stack
-from provider_fixtures import IMAGE_V2, Project
 from pulumi.runtime.proto import provider_pb2
 
-from infra.provider.local_backend import LocalBackend, LocalStore
+from infra.provider.local_backend import LocalBackend
 from infra.provider.port import ScheduleSettings, Status
+from tests.provider.faults import FaultPlan
+from tests.provider.grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, Stack
+from tests.provider.provider_fixtures import IMAGE_V2, Project
 
 NEW_PREP = "print('prep, better')\n"
 
@@ -17,7 +18,7 @@ def _changed_keys(old: dict[str, object], new: dict[str, object]) -> set[str]:
 
 
 def test_lifecycle_create_noop_update_replace_drift_delete(
-    project: Project, stack: Stack, store: LocalStore, backend: LocalBackend
+    project: Project, stack: Stack, plan: FaultPlan, backend: LocalBackend
 ) -> None:
     # create
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "create"
@@ -27,13 +28,13 @@ def test_lifecycle_create_noop_update_replace_drift_delete(
     out = stack.state["demo"].outputs
     assert out["default_version"] == "0" and out["status"] == "Active"
     assert out["rest_url"].endswith(f"/PipelineEndpointSubmit/Id/{endpoint_id}")
-    assert stack.state["nightly"].outputs["status"] == "Active"
+    assert stack.state["nightly"].outputs["enabled"] is True
 
     # no-op: no changes and zero backend calls
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "same"
     assert stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id)).op == "same"
-    assert store.counts().total_writes == 0
+    assert plan.counts().total_writes == 0
 
     # one step's script changed: the inputs say which step, a new default version is published
     old_inputs = project.endpoint_inputs()
@@ -43,9 +44,9 @@ def test_lifecycle_create_noop_update_replace_drift_delete(
     assert _changed_keys(old_inputs["steps"], new_inputs["steps"]) == {"prep"}  # type: ignore[arg-type]
     preview = stack.preview_diff(ENDPOINT_TYPE, "demo", new_inputs)
     assert preview.changes == provider_pb2.DiffResponse.DIFF_SOME and not preview.replaces
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", new_inputs).op == "update"
-    assert store.counts().writes == {"publish_pipeline": 1, "add_default_version": 1}
+    assert plan.counts().writes == {"publish_pipeline": 1, "add_default_version": 1}
     out = stack.state["demo"].outputs
     assert stack.state["demo"].id == endpoint_id
     assert (out["default_version"], out["enabled_versions"]) == ("1", ["0", "1"])
@@ -93,7 +94,7 @@ def test_lifecycle_create_noop_update_replace_drift_delete(
         ScheduleSettings(live.settings.recurrence, live.settings.description, {}, Status.DISABLED),
     )
     refreshed = stack.refresh("nightly")
-    assert refreshed is not None and refreshed.outputs["status"] == "Disabled"
+    assert refreshed is not None and refreshed.outputs["enabled"] is False
     assert stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(new_endpoint_id)).op == (
         "update"
     )
@@ -174,11 +175,11 @@ def test_endpoint_name_taken_by_someone_else_fails_unless_adopted(
 
 
 def test_preview_with_unknown_inputs_reports_changes_without_calling_the_backend(
-    project: Project, stack: Stack, store: LocalStore
+    project: Project, stack: Stack, plan: FaultPlan
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-    store.reset_counts()
+    plan.reset_counts()
     diff = stack.preview_diff(
         ENDPOINT_TYPE, "demo", {**project.endpoint_inputs(), "content_hash": unknown}
     )
@@ -187,37 +188,37 @@ def test_preview_with_unknown_inputs_reports_changes_without_calling_the_backend
         ENDPOINT_TYPE, "demo", {**project.endpoint_inputs(), "workspace_name": unknown}
     )
     assert list(diff.replaces) == ["workspace_name"]
-    counts = store.counts()
+    counts = plan.counts()
     assert counts.total_writes == 0 and counts.total_reads == 0
 
 
 def test_state_from_an_older_provider_is_rewritten_not_a_crash(
-    project: Project, stack: Stack, store: LocalStore
+    project: Project, stack: Stack, plan: FaultPlan
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     legacy = dict(stack.state["demo"].outputs)
     del legacy["default_content_hash"]  # a key this version needs, absent in older states
     stack.state["demo"].outputs = legacy
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "update"
-    assert store.counts().total_writes == 0  # nothing to change on the service
+    assert plan.counts().total_writes == 0  # nothing to change on the service
     assert "default_content_hash" in stack.state["demo"].outputs
 
 
 def test_registry_identity_change_publishes_a_new_version_once(
-    project: Project, stack: Stack, store: LocalStore
+    project: Project, stack: Stack, plan: FaultPlan
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
     identity = {"cpu-cluster": {"resource_id": "/subscriptions/s/id-cpu", "client_id": "c1"}}
     inputs = project.endpoint_inputs(registry_identities=identity)
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", inputs).op == "update"
-    assert store.counts().writes.get("publish_pipeline") == 1
+    assert plan.counts().writes.get("publish_pipeline") == 1
     out = stack.state["demo"].outputs
     assert out["default_version"] == "1" and out["content_hash"] == inputs["content_hash"]
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", inputs).op == "same"
-    assert store.counts().total_writes == 0
+    assert plan.counts().total_writes == 0
 
 
 def test_refresh_of_an_endpoint_the_service_does_not_know_drops_it(
@@ -230,7 +231,7 @@ def test_refresh_of_an_endpoint_the_service_does_not_know_drops_it(
 
 
 def test_check_reports_invalid_inputs_by_property(project: Project, stack: Stack) -> None:
-    import grpc_host
+    from tests.provider import grpc_host
 
     bad = {**project.endpoint_inputs(), "version_retention": 0}
     stack.types["demo"] = ENDPOINT_TYPE
@@ -245,7 +246,7 @@ def test_check_reports_invalid_inputs_by_property(project: Project, stack: Stack
 
 
 def test_retention_keeps_the_default_plus_the_newest_previous_versions(
-    project: Project, stack: Stack, store: LocalStore
+    project: Project, stack: Stack, plan: FaultPlan
 ) -> None:
     stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=3))
     for n in range(1, 5):
@@ -255,9 +256,9 @@ def test_retention_keeps_the_default_plus_the_newest_previous_versions(
     assert (out["default_version"], out["enabled_versions"]) == ("4", ["2", "3", "4"])
 
     # lowering the retention is an update that only disables; no new version is published
-    store.reset_counts()
+    plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs(retention=1)).op == "update"
-    assert store.counts().writes == {"disable_pipeline": 2}
+    assert plan.counts().writes == {"disable_pipeline": 2}
     assert stack.state["demo"].outputs["enabled_versions"] == ["4"]
 
 

@@ -8,17 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from grpc_host import ENDPOINT_TYPE, SCHEDULE_TYPE, ProviderHost, Stack
-from provider_fixtures import IMAGE_V1, WORKSPACE, Project
 
-from infra.components.pipelines import load_pipeline_definitions
+from infra.components.pipelines import endpoint_args, load_pipeline_definitions, schedule_args
 from infra.definitions.hashing import pipeline_digest
 from infra.definitions.loader import LoadedPipeline
 from infra.provider.azureml_v1 import compile as az
 from infra.provider.azureml_v1.recurrence import make_recurrence
 from infra.provider.local_backend import LocalBackend, LocalStore
 from infra.provider.port import Status
-from infra.provider.props import endpoint_static_props, schedule_name, schedule_settings_inputs
+from infra.provider.resources import endpoint_props, schedule_props
+from tests.provider.faults import PLAN_ENV, FaultPlan
+from tests.provider.grpc_host import (
+    ENDPOINT_TYPE,
+    FAULTY_PROVIDERS,
+    SCHEDULE_TYPE,
+    ProviderHost,
+    Stack,
+)
+from tests.provider.provider_fixtures import IMAGE_V1, WORKSPACE, Project, placement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,15 +38,8 @@ def _samples() -> tuple[LoadedPipeline, ...]:
 
 def _endpoint_inputs(loaded: LoadedPipeline) -> dict[str, Any]:
     images = {"training": IMAGE_V1}
-    return {
-        "subscription_id": WORKSPACE.subscription_id,
-        "resource_group": WORKSPACE.resource_group,
-        "workspace_name": WORKSPACE.workspace_name,
-        **endpoint_static_props(loaded, REPO_ROOT),
-        "content_hash": pipeline_digest(loaded, images).digest,
-        "images": images,
-        "version_retention": 2,
-    }
+    digest = pipeline_digest(loaded, images).digest
+    return endpoint_props(endpoint_args(loaded, placement(REPO_ROOT), images, digest, {}))
 
 
 def test_samples_compile_to_azureml_steps() -> None:
@@ -59,7 +59,9 @@ def test_samples_compile_to_azureml_steps() -> None:
 
 def test_samples_deploy_to_a_local_stack_from_the_repository(tmp_path: Path) -> None:
     store_path = tmp_path / "store.sqlite"
-    host = ProviderHost(REPO_ROOT)  # the engine starts the host in the project folder
+    plan = FaultPlan(tmp_path / "faults.sqlite")
+    # the engine starts the host in the project folder
+    host = ProviderHost(REPO_ROOT, env={PLAN_ENV: str(plan.path)})
     try:
         host.configure(
             {
@@ -67,36 +69,25 @@ def test_samples_deploy_to_a_local_stack_from_the_repository(tmp_path: Path) -> 
                 "azureml-pipelines:localStorePath": str(store_path),
             }
         )
-        stack = Stack(host)
+        stack = Stack(host, providers=FAULTY_PROVIDERS)
         for loaded in _samples():
             spec = loaded.spec
             stack.up(ENDPOINT_TYPE, spec.name, _endpoint_inputs(loaded))
             endpoint_id = stack.state[spec.name].id
             for schedule in spec.schedules:
-                key = schedule_name(spec, schedule)
-                inputs = {
-                    "subscription_id": WORKSPACE.subscription_id,
-                    "resource_group": WORKSPACE.resource_group,
-                    "workspace_name": WORKSPACE.workspace_name,
-                    "name": key,
-                    "endpoint_id": endpoint_id,
-                    "experiment": spec.experiment,
-                    **schedule_settings_inputs(schedule, True),
-                }
-                stack.up(SCHEDULE_TYPE, key, inputs)
-                expected = "Active" if schedule.enabled else "Disabled"
-                assert stack.state[key].outputs["status"] == expected
-        store = LocalStore(store_path)
-        store.reset_counts()
+                args = schedule_args(spec, schedule, placement(REPO_ROOT), endpoint_id, True)
+                stack.up(SCHEDULE_TYPE, args.name, schedule_props(args))
+                assert stack.state[args.name].outputs["enabled"] is schedule.enabled
+        plan.reset_counts()
         for loaded in _samples():
             assert stack.up(ENDPOINT_TYPE, loaded.spec.name, _endpoint_inputs(loaded)).op == "same"
-        assert store.counts().total_writes == 0
+        assert plan.counts().total_writes == 0
     finally:
         host.close()
 
 
 def test_parallel_creates_on_the_host_threads_do_not_collide(
-    project: Project, host: ProviderHost, store: LocalStore
+    project: Project, host: ProviderHost, store: LocalStore, plan: FaultPlan
 ) -> None:
     """The host serves up to 4 calls at once (the engine runs independent resources in
     parallel): the SQLite store takes them with one connection and transaction per call."""
@@ -104,7 +95,7 @@ def test_parallel_creates_on_the_host_threads_do_not_collide(
     for name in names:
         project.write_pipeline(name)
     inputs = {name: project.endpoint_inputs(name) for name in names}
-    stacks = {name: Stack(host) for name in names}
+    stacks = {name: Stack(host, providers=FAULTY_PROVIDERS) for name in names}
     errors: list[BaseException] = []
 
     def create(name: str) -> None:
@@ -126,7 +117,7 @@ def test_parallel_creates_on_the_host_threads_do_not_collide(
         assert endpoint is not None and endpoint.status is Status.ACTIVE
         ids.add(endpoint.id)
     assert len(ids) == len(names)
-    assert store.counts().writes == {"publish_pipeline": 8, "create_endpoint": 8}
+    assert plan.counts().writes == {"publish_pipeline": 8, "create_endpoint": 8}
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from grpc_host import ENDPOINT_TYPE, PROVIDERS, SCHEDULE_TYPE, ProviderHost, Stack
-from provider_fixtures import STORE, Project
 from pulumi.dynamic.dynamic import serialize_provider
 
 from infra.provider.provider import PipelineEndpointProvider, PipelineScheduleProvider
+from tests.provider.grpc_host import ENDPOINT_TYPE, PROVIDERS, SCHEDULE_TYPE, ProviderHost, Stack
+from tests.provider.provider_fixtures import STORE, Project
 
 SECRETS = {
     "AZURE_CLIENT_ID": "11111111-2222-3333-4444-555555555555",

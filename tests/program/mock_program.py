@@ -308,6 +308,7 @@ class ProgramRun:
     exports: dict[str, Any]
     azureml_modules: list[str]
     seconds: float
+    azure_native_services: list[str] = field(default_factory=list)
 
 
 def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
@@ -330,8 +331,16 @@ def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
     exports = _sync_await(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
     seconds = time.perf_counter() - started
     loaded = sorted(m for m in sys.modules if m == "azureml" or m.startswith("azureml."))
+    # Service modules of azure-native whose classes were loaded (the package loads them lazily).
+    services = sorted(
+        {
+            m.split(".")[1]
+            for m in sys.modules
+            if m.startswith("pulumi_azure_native.") and m.endswith("._inputs")
+        }
+    )
     return ProgramRun(
-        stack, config, mocks.registrations, mocks.calls, exports or {}, loaded, seconds
+        stack, config, mocks.registrations, mocks.calls, exports or {}, loaded, seconds, services
     )
 
 

@@ -84,6 +84,8 @@ def test_a_stack_without_the_setting_registers_no_data_factory_resource(stack_fi
     assert [r.name for r in run.registrations if r.type in ADF_TYPES] == []
     assert "dataFactoryName" not in run.exports
     assert "dataFactoryPipelines" not in run.exports
+    # Nor does it load the datafactory SDK module (≈ 1.4 s and 34 MB at every preview).
+    assert "datafactory" not in run.azure_native_services
 
 
 def _factory_principal(run: Run) -> str:

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class Run:
     calls: list[str]
     exports: dict[str, Any]
     azureml_modules: list[str]
+    azure_native_services: list[str] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == typ]
@@ -104,6 +105,7 @@ def run_stack(stack_file: Path) -> Run:
         calls=record["calls"],
         exports=record["exports"],
         azureml_modules=record["azureml_modules"],
+        azure_native_services=record["azure_native_services"],
     )
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azureml_dryrun import IDENTITY_CLIENT_ID, IDENTITY_ID, DryRun, dry_run, http_error
 from msrest import Serializer
 
 from infra.components.pipelines import load_pipeline_definitions
@@ -20,7 +19,15 @@ from infra.definitions.recurrence import effective_recurrence
 from infra.definitions.refs import parse_argument, step_inputs
 from infra.provider.azureml_v1 import retry
 from infra.provider.azureml_v1.recurrence import DEFAULT_START_TIME, PAUSED_START_TIME
-from infra.provider.port import PipelineBuild, ScheduleSettings, Status
+from infra.provider.port import PipelineBuild, RegistryIdentity, ScheduleSettings, Status
+from tests.provider.azureml_dryrun import (
+    IDENTITY_CLIENT_ID,
+    IDENTITY_ID,
+    DryRun,
+    dry_run,
+    http_error,
+)
+from tests.provider.provider_fixtures import OWNER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "acrstack.azurecr.io/training:ctx-0123456789abcdef0123"
@@ -44,7 +51,8 @@ def _build(loaded: LoadedPipeline, content_hash: str = "hash-v1") -> PipelineBui
         loaded.folder,
         {"training": IMAGE},
         content_hash,
-        registry_identities={"cpu-cluster": (IDENTITY_ID, IDENTITY_CLIENT_ID)},
+        registry_identities={"cpu-cluster": RegistryIdentity(IDENTITY_ID, IDENTITY_CLIENT_ID)},
+        owner=OWNER,
     )
 
 
@@ -150,7 +158,7 @@ def test_endpoint_versions_default_archive_and_reactivate_through_the_sdk() -> N
     name = loaded.spec.name
     run = dry_run()
     first = run.backend.publish_pipeline(_build(loaded, "hash-v1"))
-    endpoint = run.backend.create_endpoint(name, "desc", first.id)
+    endpoint = run.backend.create_endpoint(name, "desc", first.id, OWNER)
     assert (endpoint.name, endpoint.default_version, endpoint.status) == (name, "0", Status.ACTIVE)
     assert run.backend.get_endpoint(name=name) == endpoint
 
@@ -178,7 +186,7 @@ def test_deprecated_versions_read_as_deprecated() -> None:
     loaded = SAMPLES[0]
     run = dry_run()
     published = run.backend.publish_pipeline(_build(loaded))
-    endpoint = run.backend.create_endpoint(loaded.spec.name, "", published.id)
+    endpoint = run.backend.create_endpoint(loaded.spec.name, "", published.id, OWNER)
     run.caller._pipeline_entities[published.id].entity_status = "1"  # the service deprecated it
     version = run.backend.get_endpoint(endpoint.id).version("0")
     assert version.pipeline.status is Status.DEPRECATED
@@ -218,7 +226,7 @@ def test_retried_add_default_after_a_lost_response_adds_one_version(
     loaded = SAMPLES[0]
     run = dry_run()
     first = run.backend.publish_pipeline(_build(loaded, "hash-v1"))
-    endpoint = run.backend.create_endpoint(loaded.spec.name, "", first.id)
+    endpoint = run.backend.create_endpoint(loaded.spec.name, "", first.id, OWNER)
     second = run.backend.publish_pipeline(_build(loaded, "hash-v2"))
     calls = _lose_response_once(run, "update_pipeline_endpoint_async", monkeypatch)
     endpoint = run.backend.add_default_version(endpoint.id, second.id)
@@ -239,10 +247,10 @@ def test_retried_endpoint_and_schedule_creates_after_lost_responses_create_one_e
     run = dry_run()
     published = run.backend.publish_pipeline(_build(loaded))
     endpoint_calls = _lose_response_once(run, "create_pipeline_endpoint_async", monkeypatch)
-    endpoint = run.backend.create_endpoint(loaded.spec.name, "", published.id)
+    endpoint = run.backend.create_endpoint(loaded.spec.name, "", published.id, OWNER)
     schedule_calls = _lose_response_once(run, "create_schedule_async", monkeypatch)
     settings = ScheduleSettings(effective_recurrence(loaded.spec.schedules[0]))
-    run.backend.create_schedule("nightly", endpoint.id, "exp", settings)
+    run.backend.create_schedule("nightly", endpoint.id, "exp", settings, OWNER)
     assert endpoint_calls == [1] and schedule_calls == [1]
     assert len(run.caller.endpoints()) == 1 and len(run.caller.schedules()) == 1
 
@@ -271,7 +279,7 @@ class _Recorder:
 
 def _endpoint(run: DryRun, loaded: LoadedPipeline) -> str:
     published = run.backend.publish_pipeline(_build(loaded))
-    return run.backend.create_endpoint(loaded.spec.name, "", published.id).id
+    return run.backend.create_endpoint(loaded.spec.name, "", published.id, OWNER).id
 
 
 @pytest.mark.parametrize("loaded", SAMPLES, ids=[s.spec.name for s in SAMPLES])
@@ -284,7 +292,7 @@ def test_active_schedule_rest_body_has_a_past_start_time_in_its_zone(
     for schedule in loaded.spec.schedules:
         recurrence = effective_recurrence(schedule)
         settings = ScheduleSettings(recurrence, schedule.description, dict(schedule.parameters))
-        record = run.backend.create_schedule(schedule.name, endpoint_id, "exp", settings)
+        record = run.backend.create_schedule(schedule.name, endpoint_id, "exp", settings, OWNER)
         method, body = recorder.bodies[-1]
         assert method == "POST"
         rest = body["Recurrence"]
@@ -316,7 +324,7 @@ def test_paused_schedule_is_created_far_in_the_future_and_disabled_before_it_can
     recorder = _Recorder(run, monkeypatch)
     recurrence = effective_recurrence(loaded.spec.schedules[0])
     paused = ScheduleSettings(recurrence, "nightly", {}, Status.DISABLED)
-    record = run.backend.create_schedule("nightly", endpoint_id, "exp", paused)
+    record = run.backend.create_schedule("nightly", endpoint_id, "exp", paused, OWNER)
     (create_method, created), (update_method, updated) = recorder.bodies
     assert create_method == "POST" and created["Recurrence"]["StartTime"] == PAUSED_START_TIME
     assert update_method == "PUT" and updated["EntityStatus"] in ("2", "Disabled")

@@ -9,13 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azureml_dryrun import IDENTITY_CLIENT_ID, IDENTITY_ID, dry_run
 
 from infra.components.pipelines import load_pipeline_definitions
 from infra.definitions.recurrence import effective_recurrence
 from infra.provider.azureml_v1 import retry
 from infra.provider.local_backend import LocalBackend, LocalStore
-from infra.provider.port import Backend, PipelineBuild, ScheduleSettings, Status, WorkspaceRef
+from infra.provider.port import (
+    Backend,
+    PipelineBuild,
+    RegistryIdentity,
+    ScheduleSettings,
+    Status,
+    WorkspaceRef,
+)
+from tests.provider.azureml_dryrun import IDENTITY_CLIENT_ID, IDENTITY_ID, dry_run
+from tests.provider.provider_fixtures import OWNER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = load_pipeline_definitions(
@@ -36,7 +44,8 @@ def _build(content_hash: str) -> PipelineBuild:
         SAMPLE.folder,
         {"training": "acrstack.azurecr.io/training:ctx-1"},
         content_hash,
-        registry_identities={"cpu-cluster": (IDENTITY_ID, IDENTITY_CLIENT_ID)},
+        registry_identities={"cpu-cluster": RegistryIdentity(IDENTITY_ID, IDENTITY_CLIENT_ID)},
+        owner=OWNER,
     )
 
 
@@ -88,7 +97,7 @@ def _scenario(backend: Backend) -> list[Any]:
     out: list[Any] = []
     first = backend.publish_pipeline(_build("hash-v1"))
     out.append(("published", label(first), label(backend.find_published(name))))
-    endpoint = backend.create_endpoint(name, "desc", first.id)
+    endpoint = backend.create_endpoint(name, "desc", first.id, OWNER)
     out.append(("created", label(endpoint)))
     assert backend.get_endpoint(name=name) == endpoint
     second = backend.publish_pipeline(_build("hash-v2"))
@@ -104,7 +113,7 @@ def _scenario(backend: Backend) -> list[Any]:
     out.append(("reactivated", label(backend.reactivate_endpoint(endpoint.id, name))))
     recurrence = effective_recurrence(SAMPLE.spec.schedules[0])
     paused = ScheduleSettings(recurrence, "nightly", {"rows": 10}, Status.DISABLED)
-    schedule = backend.create_schedule("nightly", endpoint.id, "exp", paused)
+    schedule = backend.create_schedule("nightly", endpoint.id, "exp", paused, OWNER)
     out.append(("schedule_paused", label(schedule)))
     active = dataclasses.replace(paused, status=Status.ACTIVE)
     out.append(("schedule_active", label(backend.update_schedule(schedule.id, active))))

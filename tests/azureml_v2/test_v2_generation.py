@@ -160,10 +160,10 @@ def test_each_value_reaches_the_script_as_exactly_one_argument(
     plan = plan_pipeline(loaded, IMAGES)
     (step,) = plan.steps
     flag = next(p for p in step.inputs if p.name == "flag")
-    assert (flag.type, flag.default, flag.enum) == ("string", "true", ("true", "false"))
+    assert (flag.type, flag.default, flag.enum) == ("string", "True", ("True", "False"))
     label = loaded.spec.parameters["label"].default
     out_dir = str(tmp_path / "out dir")
-    command = _substitute(step.command, {"label": str(label), "flag": "true", "out": out_dir})
+    command = _substitute(step.command, {"label": str(label), "flag": "True", "out": out_dir})
     done = subprocess.run(
         ["bash", "-c", command.replace("python3", sys.executable, 1)],
         cwd=step.code,
@@ -172,7 +172,7 @@ def test_each_value_reaches_the_script_as_exactly_one_argument(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    expected = ["a b", "--label", label, "--flag", "true", "lit eral;", out_dir]
+    expected = ["a b", "--label", label, "--flag", "True", "lit eral;", out_dir]
     assert json.loads(done.stdout) == expected
 
 

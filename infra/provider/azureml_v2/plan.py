@@ -41,7 +41,7 @@ from infra.definitions.model import (
     ParameterType,
     ParameterValue,
 )
-from infra.definitions.refs import InvalidReference, resolve_arguments
+from infra.definitions.refs import InvalidReference, format_value, resolve_arguments
 
 SCHEME = "amlpipe-v2/1"
 """Part of every version hash: bump it when the generated shape changes, so a new shape is a new
@@ -63,11 +63,11 @@ PORT_TYPES: dict[ParameterType, str] = {
     ParameterType.STRING: "string",
     ParameterType.INT: "integer",
     ParameterType.FLOAT: "number",
-    # v2 would render a boolean as True/False; v1 and the local runner pass true/false. A string
-    # input limited to those two words keeps what the scripts receive.
+    # A string input limited to the two words the definitions core's format_value gives a bool
+    # (what v1 and the local runner pass): the scripts receive the same text everywhere.
     ParameterType.BOOL: "string",
 }
-BOOL_WORDS = ("true", "false")
+BOOL_WORDS = (format_value(True), format_value(False))
 
 
 @dataclass(frozen=True)

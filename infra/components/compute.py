@@ -32,6 +32,14 @@ ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 # Built-in role "Key Vault Secrets User" (read secret contents) on an RBAC-mode vault.
 KEY_VAULT_SECRETS_USER_ROLE_ID = "4633458b-17de-408a-b874-0445c86b69e6"
 
+# Every role the program grants, by its built-in name: the deploying identity must be allowed to
+# assign each (README "Prerequisites" and the deploy workflow's setup notes list them; a test
+# keeps those lists complete).
+GRANTED_ROLES = {
+    "AcrPull": ACR_PULL_ROLE_ID,
+    "Key Vault Secrets User": KEY_VAULT_SECRETS_USER_ROLE_ID,
+}
+
 # AmlCompute properties Azure cannot update in place (anything outside the scale settings), as
 # paths of the Compute resource's inputs: a change replaces the cluster.
 REPLACED_ON_CHANGE = (

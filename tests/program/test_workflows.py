@@ -183,3 +183,14 @@ def test_no_workflow_refreshes_without_registry_login() -> None:
                     )
                 )
                 assert not refreshes or logged_in, f"{path.name} job {name} refreshes without login"
+
+
+def test_setup_notes_name_every_role_the_program_grants_and_acr_push() -> None:
+    from infra.components.compute import GRANTED_ROLES
+
+    notes = (WORKFLOWS / "deploy-stack.yml").read_text(encoding="utf-8")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    prerequisites = readme.split("### Prerequisites", 1)[1].split("\n### ", 1)[0]
+    for role in [*GRANTED_ROLES, "AcrPush"]:
+        assert role in notes, f"deploy-stack.yml setup notes do not mention {role}"
+        assert role in prerequisites, f"README Prerequisites do not mention {role}"

@@ -45,10 +45,11 @@ class WorkspaceArgs:
     protect_data: bool
     """Pulumi `protect` on what holds data: storage, key vault, registry, logs, ML workspace
     (config `protectData`); destroy and replacements then stop instead of deleting them."""
-    registry_sku: RegistrySku = RegistrySku.BASIC
-    key_vault_purge_protection: bool = False
-    public_network_access: NetworkAccess = NetworkAccess.ENABLED
-    existing_resource_group: str | None = None
+    # No defaults: each setting's one default is in Pulumi.yaml; the program passes the stack's.
+    registry_sku: RegistrySku
+    key_vault_purge_protection: bool
+    public_network_access: NetworkAccess
+    existing_resource_group: str | None
 
 
 class Workspace(pulumi.ComponentResource):

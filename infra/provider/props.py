@@ -230,8 +230,9 @@ class ScheduleInputs(OwnedProps):
     name: str
     endpoint_id: str
     experiment: str
-    """The experiment scheduled runs are submitted under (fixed at creation: Azure ML's
-    `Schedule.update` cannot change it, so a new one replaces the schedule)."""
+    """The experiment scheduled runs are submitted under, fixed at creation: Azure ML's
+    `Schedule.update` cannot change it, and a replacement under the same name would find the
+    old schedule as its own leftover, so a change is refused with what to do instead."""
     description: str = ""
     recurrence: Recurrence
     recurrence_text: str = ""
@@ -249,7 +250,7 @@ class ScheduleInputs(OwnedProps):
         )
 
 
-SCHEDULE_REPLACE_KEYS = ("name", "endpoint_id", "experiment", *WORKSPACE_KEYS)
+SCHEDULE_REPLACE_KEYS = ("name", "endpoint_id", *WORKSPACE_KEYS)
 
 
 class ScheduleOutputs(ScheduleInputs):

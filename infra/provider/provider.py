@@ -33,7 +33,7 @@ from infra.paths import project_path, project_root
 from infra.provider import operations as ops
 from infra.provider.build import load_build
 from infra.provider.local_backend import LocalBackend, LocalStore
-from infra.provider.port import Backend, WorkspaceRef
+from infra.provider.port import Backend, BackendError, WorkspaceRef
 from infra.provider.props import (
     ENDPOINT_REPLACE_KEYS,
     SCHEDULE_REPLACE_KEYS,
@@ -249,9 +249,16 @@ class PipelineScheduleProvider(_Provider):
         schedule = ops.create_schedule(self.backend(want.workspace()), want)
         return CreateResult(schedule.id, dump(ScheduleOutputs.of(want, schedule)))
 
-    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Update recurrence, parameter values, description and status in place."""
         want = ScheduleInputs.model_validate(strip(news))
+        was = olds.get("experiment")
+        if was is not None and was != want.experiment:
+            raise BackendError(
+                f"schedule {want.name!r}: its experiment cannot change from {was!r} to "
+                f"{want.experiment!r} (Azure ML cannot update a schedule's experiment); rename "
+                "the schedule in its definition to create a new one, or keep the experiment"
+            )
         schedule = ops.update_schedule(self.backend(want.workspace()), id_, want)
         return UpdateResult(dump(ScheduleOutputs.of(want, schedule)))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grpc
+import pytest
 from pulumi.runtime.proto import provider_pb2
 
 from infra.provider.local_backend import LocalBackend
@@ -292,3 +294,28 @@ def test_image_change_reads_as_an_image_change(project: Project) -> None:
     old, new = project.endpoint_inputs(), project.endpoint_inputs(image=IMAGE_V2)
     assert _changed_keys(old, new) == {"images", "content_hash"}
     assert new["images"] == {"training": IMAGE_V2}
+
+
+def test_changing_only_the_experiment_publishes_nothing_and_the_schedule_says_what_to_do(
+    project: Project, stack: Stack, plan: FaultPlan, backend: LocalBackend
+) -> None:
+    stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    endpoint_id = stack.state["demo"].id
+    stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id))
+    schedule_id = stack.state["nightly"].id
+    yaml_file = project.root / "pipeline_defs/demo/pipeline.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("experiment: demo-exp", "experiment: other"))
+
+    # A published pipeline has no experiment: the endpoint's inputs do not change at all
+    plan.reset_counts()
+    assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "same"
+    assert plan.counts().total_writes == 0
+    # Scheduled runs are filed under it and Azure ML cannot change it on a schedule: refused,
+    # nothing written, the schedule left running as it was
+    with pytest.raises(grpc.RpcError) as raised:
+        stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id))
+    assert "rename the schedule" in str(raised.value.details())  # type: ignore[attr-defined]
+    assert plan.counts().total_writes == 0
+    live = backend.get_schedule(schedule_id)
+    assert live is not None and live.settings.status is Status.ACTIVE
+    assert live.experiment == "demo-exp"

@@ -48,6 +48,7 @@ class Seen:
     """Requests the loopback services received."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
+    github: list[dict[str, Any]] = field(default_factory=list)
 
     def scopes(self) -> list[str]:
         """The scope (or resource) of each token request, in order."""
@@ -93,6 +94,11 @@ def _handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             entry = self._record()
+            if entry["path"] == "/github-oidc":
+                # GitHub Actions' ID-token service: the federated assertion for Entra ID
+                seen.github.append(entry)
+                self._answer({"value": "github-assertion-1"})
+                return
             if entry["path"].endswith("openid-configuration"):
                 tenant = entry["path"].split("/")[1]
                 base = f"https://login.microsoftonline.com/{tenant}"
@@ -191,7 +197,9 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Servic
     import os
 
     for name in list(os.environ):
-        if name.startswith(("AZURE_", "ARM_", "MSI_", "IDENTITY_", "IMDS_")) or name.lower() in (
+        if name.startswith(
+            ("AZURE_", "ARM_", "MSI_", "IDENTITY_", "IMDS_", "ACTIONS_ID_TOKEN_")
+        ) or name.lower() in (
             "https_proxy",
             "http_proxy",
             "no_proxy",
@@ -312,6 +320,27 @@ def test_arm_use_oidc_with_a_token_file_path(
     monkeypatch.delenv("ARM_OIDC_TOKEN_FILE_PATH")
     with pytest.raises(BackendError, match="ARM_USE_OIDC is true but neither"):
         choose_auth()
+
+
+def test_arm_use_oidc_in_github_actions_asks_the_job_token_service(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a workflow job with `permissions: id-token: write` and ARM_USE_OIDC=true has.
+    monkeypatch.setenv("ARM_TENANT_ID", TENANT)
+    monkeypatch.setenv("ARM_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("ARM_USE_OIDC", "true")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"{services.http_url}/github-oidc?v=1")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "job-request-token")
+    authenticator = Authenticator()
+    assert authenticator.choice.kind == "workload_identity"
+    _both_audiences(authenticator)
+    assert services.seen.scopes() == [ARM_SCOPE, AML_SCOPE]
+    assert [r["form"]["client_assertion"] for r in services.seen.requests] == [
+        "github-assertion-1"
+    ] * 2
+    (asked, *_) = services.seen.github
+    assert asked["query"] == {"v": "1", "audience": "api://AzureADTokenExchange"}
+    assert asked["headers"]["Authorization"] == "bearer job-request-token"
 
 
 def test_managed_identity_on_the_metadata_service_user_assigned_by_client_id(

@@ -6,7 +6,9 @@ The path is chosen from the environment, with the variable names the azure-nativ
 
 1. service principal secret: tenant, client id and client secret;
 2. federated token (workload identity, OIDC): tenant, client id and `AZURE_FEDERATED_TOKEN_FILE`,
-   or `ARM_USE_OIDC=true` with `ARM_OIDC_TOKEN_FILE_PATH` (or the token itself in `ARM_OIDC_TOKEN`);
+   or `ARM_USE_OIDC=true` with `ARM_OIDC_TOKEN_FILE_PATH`, the token itself in `ARM_OIDC_TOKEN`,
+   or GitHub Actions' token service (`ARM_OIDC_REQUEST_URL`/`ARM_OIDC_REQUEST_TOKEN`, else the
+   `ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN` a job with `id-token: write` gets);
 3. managed identity, when `ARM_USE_MSI=true` or a managed-identity endpoint is set
    (`IDENTITY_ENDPOINT`: App Service, Container Apps, Arc; `MSI_ENDPOINT`: Cloud Shell; else the
    VM metadata service); a user-assigned identity is chosen by its client id;
@@ -34,7 +36,8 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 HOW_TO_AUTHENTICATE = (
     "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or ARM_TENANT_ID, "
     "ARM_CLIENT_ID, ARM_CLIENT_SECRET); or AZURE_FEDERATED_TOKEN_FILE with tenant and client id "
-    "(or ARM_USE_OIDC=true and ARM_OIDC_TOKEN_FILE_PATH); or ARM_USE_MSI=true on a managed "
+    "(or ARM_USE_OIDC=true with ARM_OIDC_TOKEN_FILE_PATH, or in a GitHub Actions job with "
+    "id-token: write); or ARM_USE_MSI=true on a managed "
     "identity (ARM_CLIENT_ID for a user-assigned one); or install the Azure CLI and run `az login`"
 )
 
@@ -87,10 +90,12 @@ def choose_auth() -> AuthChoice:
     token_file = _first_env("AZURE_FEDERATED_TOKEN_FILE")
     if use_oidc:
         token_file = _first_env("ARM_OIDC_TOKEN_FILE_PATH") or token_file
-        if not token_file and not _first_env("ARM_OIDC_TOKEN"):
+        if not (token_file or _first_env("ARM_OIDC_TOKEN") or _github_oidc_request()):
             raise BackendError(
-                "ARM_USE_OIDC is true but neither ARM_OIDC_TOKEN_FILE_PATH, ARM_OIDC_TOKEN nor "
-                "AZURE_FEDERATED_TOKEN_FILE is set"
+                "ARM_USE_OIDC is true but neither ARM_OIDC_TOKEN_FILE_PATH, ARM_OIDC_TOKEN, "
+                "AZURE_FEDERATED_TOKEN_FILE nor a GitHub Actions token service "
+                "(ARM_OIDC_REQUEST_URL and ARM_OIDC_REQUEST_TOKEN, or a job with "
+                "`permissions: id-token: write`) is available"
             )
     if token_file or use_oidc:
         _require(tenant, client, "a federated token (workload identity / OIDC)")
@@ -104,6 +109,31 @@ def choose_auth() -> AuthChoice:
             source="ARM_USE_MSI" if use_msi else f"managed identity endpoint {endpoint}",
         )
     return AuthChoice("azure_cli", tenant, source="no other credential in the environment")
+
+
+def _github_oidc_request() -> tuple[str, str] | None:
+    """GitHub Actions' ID-token service (URL, bearer token), if the environment has one."""
+    url = _first_env("ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL")
+    token = _first_env("ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    return (url, token) if url and token else None
+
+
+def _github_assertion() -> str:
+    """A fresh federated token from GitHub Actions (short-lived: asked for at each exchange)."""
+    import requests
+
+    request = _github_oidc_request()
+    if request is None:
+        raise BackendError("the GitHub Actions token service is no longer in the environment")
+    url, bearer = request
+    answer = requests.get(
+        url,
+        params={"audience": "api://AzureADTokenExchange"},
+        headers={"Authorization": f"bearer {bearer}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["value"])
 
 
 def _require(tenant: str | None, client: str | None, what: str) -> None:
@@ -133,10 +163,12 @@ def make_credential(choice: AuthChoice) -> Any:
             return identity.WorkloadIdentityCredential(
                 tenant_id=tenant, client_id=client, token_file_path=choice.token_file
             )
-        # ARM_OIDC_TOKEN: the assertion itself, read when a token is needed (never copied).
-        return identity.ClientAssertionCredential(
-            tenant, client, lambda: os.environ["ARM_OIDC_TOKEN"]
-        )
+        if _first_env("ARM_OIDC_TOKEN"):
+            # The assertion itself, read when a token is needed (never copied).
+            return identity.ClientAssertionCredential(
+                tenant, client, lambda: os.environ["ARM_OIDC_TOKEN"]
+            )
+        return identity.ClientAssertionCredential(tenant, client, _github_assertion)
     if choice.kind == "managed_identity":
         kwargs = {"client_id": choice.client_id} if choice.client_id else {}
         return identity.ManagedIdentityCredential(**kwargs)
@@ -158,7 +190,9 @@ def scope_for(audience: str) -> str:
 def _explain(choice: AuthChoice, exc: BaseException) -> str:
     tried = {
         "service_principal": "a service principal secret",
-        "workload_identity": f"a federated token ({choice.token_file or 'ARM_OIDC_TOKEN'})",
+        "workload_identity": "a federated token ("
+        + (choice.token_file or ("ARM_OIDC_TOKEN" if _first_env("ARM_OIDC_TOKEN") else "GitHub"))
+        + ")",
         "managed_identity": "a managed identity"
         + (f" (client id {choice.client_id})" if choice.client_id else " (system-assigned)"),
         "azure_cli": "the Azure CLI login (`az account get-access-token`)",

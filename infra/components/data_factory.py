@@ -257,7 +257,7 @@ def execute_activity(
 def trigger_recurrence(schedule: Schedule) -> dict[str, Any]:
     """ADF's recurrence (REST shape) of a schedule: the one Azure ML would run (cron translated)."""
     rec: Recurrence = effective_recurrence(schedule)
-    time_zone = rec.time_zone or schedule.time_zone
+    time_zone = schedule.effective_time_zone
     start = rec.start_time or DEFAULT_TRIGGER_START
     # ADF wants UTC start times with 'Z' and other zones' start times without an offset.
     if time_zone == "UTC" and not start.endswith("Z"):

@@ -34,7 +34,7 @@ from infra.definitions.hashing import StepDigest, TreeDigest, pipeline_digest, s
 from infra.definitions.loader import LoadedPipeline, display_path, load_definitions
 from infra.definitions.model import PipelineSpec, Schedule
 from infra.definitions.recurrence import effective_recurrence
-from infra.definitions.refs import Literal, parse_argument
+from infra.definitions.refs import Argument, Literal
 from infra.definitions.validate import KnownNames, target_problems
 from infra.provider.port import Owner
 from infra.provider.props import ParameterSummary, StepSummary
@@ -78,9 +78,8 @@ def unknown_targets(
 # -- builders: a loaded definition -> typed resource Args --------------------------------------
 
 
-def _arg_text(arg: str | int | float | bool) -> str:
-    token = parse_argument(arg)
-    return token.value if isinstance(token, Literal) else str(arg)
+def _arg_text(raw: str | int | float | bool, token: Argument) -> str:
+    return token.value if isinstance(token, Literal) else str(raw)
 
 
 def step_summaries(spec: PipelineSpec, code_hashes: Mapping[str, str]) -> dict[str, StepSummary]:
@@ -91,7 +90,7 @@ def step_summaries(spec: PipelineSpec, code_hashes: Mapping[str, str]) -> dict[s
             run=step_command(step).text(),
             code=step.code,
             code_hash=code_hashes[step.name][:SHORT_HASH],
-            args=[_arg_text(a) for a in step.args],
+            args=[_arg_text(a, t) for a, t in zip(step.args, step.arguments, strict=True)],
             compute=spec.step_compute(step),
             image=spec.step_image(step),
             outputs=list(step.outputs),

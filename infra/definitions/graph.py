@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from infra.definitions.model import PipelineSpec
-from infra.definitions.refs import InputRef, parse_argument
+from infra.definitions.model import AnyStep, PipelineSpec
+from infra.definitions.refs import InputRef
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,7 @@ def edges(spec: PipelineSpec) -> list[Edge]:
     result: list[Edge] = []
     for step in spec.steps:
         data_from: set[str] = set()
-        for raw in step.args:
-            token = parse_argument(raw)
+        for token in step.arguments:
             if isinstance(token, InputRef):
                 edge = Edge(token.step, step.name, token.output)
                 if edge not in result:
@@ -34,12 +33,25 @@ def edges(spec: PipelineSpec) -> list[Edge]:
     return result
 
 
+def dependencies(steps: Iterable[AnyStep | None]) -> dict[str, set[str]]:
+    """For each step, the steps it waits for: those whose outputs it reads, and its `after`.
+
+    The one place the DAG is derived, for validation (which passes the structurally valid steps
+    of a document, None for the others) and for everything that runs or draws a valid spec."""
+    deps: dict[str, set[str]] = {}
+    for step in steps:
+        if step is None:
+            continue
+        upstream = set(step.after)
+        upstream.update(t.step for t in step.arguments if isinstance(t, InputRef))
+        upstream.discard(step.name)  # reported by validation; not an ordering constraint
+        deps.setdefault(step.name, set()).update(upstream)
+    return deps
+
+
 def upstream_of(spec: PipelineSpec) -> dict[str, set[str]]:
     """For each step, the steps it waits for."""
-    deps: dict[str, set[str]] = {s.name: set() for s in spec.steps}
-    for edge in edges(spec):
-        deps[edge.downstream].add(edge.upstream)
-    return deps
+    return dependencies(spec.steps)
 
 
 def find_cycle(deps: Mapping[str, set[str]]) -> list[str] | None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum, StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints
 from pydantic_core import PydanticCustomError
+
+from infra.definitions import refs
 
 # Azure ML names: pipeline endpoints and experiments accept letters, digits, '-' and '_', starting
 # with a letter or digit. We keep to 1-64 characters so derived names ("<pipeline>-<schedule>")
@@ -140,6 +142,15 @@ class Schedule(_Strict):
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
     enabled: bool = True
 
+    @property
+    def effective_time_zone(self) -> str:
+        """The zone the schedule runs in: the recurrence's `time_zone` when it names one, else
+        the schedule's (validation rejects the two disagreeing). The one rule every backend
+        (Azure ML v1 and v2, Data Factory) asks instead of choosing between the two keys."""
+        if self.recurrence is not None and self.recurrence.time_zone is not None:
+            return self.recurrence.time_zone
+        return self.time_zone
+
 
 class DataFactoryOptions(_Strict):
     """How Azure Data Factory starts this pipeline, on stacks that turn the factory on
@@ -178,6 +189,16 @@ class _StepBase(_Strict):
     image: str | None = Field(default=None, description="Image key; default: the pipeline's.")
     allow_reuse: bool = True
     environment: dict[str, str] = Field(default_factory=dict)
+    _arguments: tuple[refs.Argument, ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Parse the arguments once, when the step is built (every reader shares the result)."""
+        self._arguments = refs.parse_arguments(self.args)
+
+    @property
+    def arguments(self) -> tuple[refs.Argument, ...]:
+        """`args` parsed: literals, references, and malformed ones with the reason."""
+        return self._arguments
 
 
 class PythonStep(_StepBase):

@@ -192,13 +192,14 @@ def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
 
 def effective_recurrence(schedule: Schedule) -> Recurrence:
     """The recurrence a schedule publishes: its own, or its cron translated (valid specs only)."""
+    zone = schedule.effective_time_zone
     if schedule.recurrence is not None:
-        if schedule.recurrence.time_zone is None:
-            return schedule.recurrence.model_copy(update={"time_zone": schedule.time_zone})
+        if schedule.recurrence.time_zone != zone:
+            return schedule.recurrence.model_copy(update={"time_zone": zone})
         return schedule.recurrence
     if schedule.cron is None:
         raise ValueError(f"schedule {schedule.name!r} has neither recurrence nor cron")
-    return cron_to_recurrence(schedule.cron, schedule.time_zone)
+    return cron_to_recurrence(schedule.cron, zone)
 
 
 def describe(rec: Recurrence) -> str:

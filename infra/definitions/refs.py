@@ -6,13 +6,16 @@ An argument is either a literal or, as a whole, one reference:
 - ``${{steps.STEP.outputs.NAME}}``: a named output of an upstream step (an input of this step);
 - ``${{outputs.NAME}}``: a directory this step writes.
 
-Both back ends call :func:`resolve_arguments` with their own :class:`ArgumentBinder`, so an argument
-means the same thing in the cloud and on a laptop.
+Arguments are parsed once, when a step is built (its `arguments`, see
+:mod:`infra.definitions.model`); validation, the DAG and every back end read those. Back ends call
+:func:`resolve_arguments` with their own :class:`ArgumentBinder`, so an argument means the same
+thing in the cloud and on a laptop.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -58,6 +61,18 @@ class OutputRef:
 
 
 Token = Literal | ParamRef | InputRef | OutputRef
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An argument that looks like a reference but is not a valid one (validation reports it)."""
+
+    raw: str
+    message: str
+
+
+Argument = Token | Malformed
+RawArgument = str | int | float | bool
 
 
 def format_value(value: str | int | float | bool) -> str:
@@ -114,11 +129,23 @@ class ArgumentBinder(Protocol[T]):
     def step_output(self, name: str) -> T: ...
 
 
-def resolve_arguments(args: list[str | int | float | bool], binder: ArgumentBinder[T]) -> list[T]:
-    """Turn a step's argument list into back-end values, in order, one per argument."""
-    resolved: list[T] = []
+def parse_arguments(args: Sequence[RawArgument]) -> tuple[Argument, ...]:
+    """Every argument parsed, malformed ones kept as :class:`Malformed` (with the reason)."""
+    parsed: list[Argument] = []
     for raw in args:
-        token = parse_argument(raw)
+        try:
+            parsed.append(parse_argument(raw))
+        except InvalidReference as exc:
+            parsed.append(Malformed(str(raw), str(exc)))
+    return tuple(parsed)
+
+
+def resolve_arguments(arguments: Sequence[Argument], binder: ArgumentBinder[T]) -> list[T]:
+    """Turn a step's parsed arguments into back-end values, in order, one per argument.
+
+    Raises :class:`InvalidReference` on a malformed one (a validated step has none)."""
+    resolved: list[T] = []
+    for token in arguments:
         match token:
             case Literal(value):
                 resolved.append(binder.literal(value))
@@ -128,17 +155,15 @@ def resolve_arguments(args: list[str | int | float | bool], binder: ArgumentBind
                 resolved.append(binder.step_input(step, output))
             case OutputRef(name):
                 resolved.append(binder.step_output(name))
+            case Malformed(_, message):
+                raise InvalidReference(message)
     return resolved
 
 
-def step_inputs(args: list[str | int | float | bool]) -> list[InputRef]:
+def step_inputs(arguments: Sequence[Argument]) -> list[InputRef]:
     """Upstream outputs a step reads, in argument order, without duplicates (malformed skipped)."""
     seen: dict[InputRef, None] = {}
-    for raw in args:
-        try:
-            token = parse_argument(raw)
-        except InvalidReference:
-            continue
+    for token in arguments:
         if isinstance(token, InputRef):
             seen.setdefault(token, None)
     return list(seen)

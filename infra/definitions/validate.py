@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.definitions.errors import KeyPath, format_key_path
-from infra.definitions.graph import find_cycle
+from infra.definitions.graph import dependencies, find_cycle
 from infra.definitions.model import (
     AnyStep,
     CommandStep,
@@ -30,7 +30,7 @@ from infra.definitions.recurrence import (
     recurrence_problems,
     time_zone_problem,
 )
-from infra.definitions.refs import InputRef, InvalidReference, OutputRef, ParamRef, parse_argument
+from infra.definitions.refs import InputRef, Malformed, OutputRef, ParamRef
 
 
 @dataclass(frozen=True)
@@ -205,14 +205,11 @@ def _check_references(index: int, step: AnyStep, spec: PartialSpec) -> Iterator[
     params = list(spec.parameters)
     steps_by_name = {s.name: s for s in spec.steps if s is not None}
     names = [n for n in spec.step_names if isinstance(n, str)]
-    for arg_index, raw in enumerate(step.args):
+    for arg_index, token in enumerate(step.arguments):
         where = ("steps", index, "args", arg_index)
-        try:
-            token = parse_argument(raw)
-        except InvalidReference as exc:
-            yield Problem(where, str(exc))
-            continue
         match token:
+            case Malformed(_, message):
+                yield Problem(where, message)
             case ParamRef(name) if name not in spec.parameters:
                 yield Problem(where, f"unknown parameter {name!r} ({_known(params, 'parameters')})")
             case OutputRef(name) if name not in step.outputs:
@@ -274,20 +271,7 @@ def target_problems(
 
 
 def _check_dag(spec: PartialSpec) -> Iterator[Problem]:
-    edges: dict[str, set[str]] = {}
-    for step in spec.steps:
-        if step is None:
-            continue
-        upstream = set(step.after)
-        for raw in step.args:
-            try:
-                token = parse_argument(raw)
-            except InvalidReference:
-                continue
-            if isinstance(token, InputRef):
-                upstream.add(token.step)
-        edges[step.name] = {u for u in upstream if u != step.name}
-    cycle = find_cycle(edges)
+    cycle = find_cycle(dependencies(spec.steps))
     if cycle:
         index = next(i for i, s in enumerate(spec.step_names) if s == cycle[0])
         yield Problem(("steps", index), "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))

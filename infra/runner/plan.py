@@ -109,12 +109,12 @@ def plan_step(
 ) -> StepPlan:
     """The plan of one step: resolved command line, code folder, input and output folders."""
     binder = LocalBinder(step.name, layout, parameters, in_container)
-    args = resolve_arguments(step.args, binder)
+    args = resolve_arguments(step.arguments, binder)
     code_dir = (loaded.folder / step.code).resolve()
     outputs = {name: layout.output_dir(step.name, name).resolve() for name in step.outputs}
     inputs = {
         (r.step, r.output): layout.output_dir(r.step, r.output).resolve()
-        for r in step_inputs(step.args)
+        for r in step_inputs(step.arguments)
     }
     workdir = str(CONTAINER_CODE) if in_container else str(code_dir)
     mounts = [Mount(code_dir, workdir, read_only=True)]

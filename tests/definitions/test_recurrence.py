@@ -115,3 +115,19 @@ def test_start_time_with_an_offset_is_a_problem() -> None:
 
     assert [p.path for p in recurrence_problems(rec)] == [("recurrence", "start_time")]
     assert recurrence_problems(rec.model_copy(update={"start_time": "2026-01-05T06:00:00"})) == []
+
+
+def test_a_schedule_runs_in_one_zone_whichever_key_names_it() -> None:
+    on_schedule = Schedule(name="s", cron="0 6 * * 1", time_zone="W. Europe Standard Time")
+    on_recurrence = Schedule(
+        name="s",
+        recurrence=Recurrence(frequency=Frequency.DAY, time_zone="Tokyo Standard Time"),
+    )
+    neither = Schedule(name="s", recurrence=Recurrence(frequency=Frequency.DAY))
+
+    assert on_schedule.effective_time_zone == "W. Europe Standard Time"
+    assert effective_recurrence(on_schedule).time_zone == "W. Europe Standard Time"
+    assert on_recurrence.effective_time_zone == "Tokyo Standard Time"
+    assert effective_recurrence(on_recurrence).time_zone == "Tokyo Standard Time"
+    assert neither.effective_time_zone == "UTC"
+    assert effective_recurrence(neither).time_zone == "UTC"

@@ -16,6 +16,7 @@ from infra.definitions.refs import (
     OutputRef,
     ParamRef,
     parse_argument,
+    parse_arguments,
     resolve_arguments,
 )
 
@@ -62,7 +63,7 @@ def test_resolver_keeps_order_and_maps_every_token() -> None:
         0.5,
     ]
 
-    resolved = resolve_arguments(args, RecordingBinder())
+    resolved = resolve_arguments(parse_arguments(args), RecordingBinder())
 
     assert resolved == [
         "--rows",
@@ -113,3 +114,47 @@ def test_find_cycle_names_the_steps_in_order() -> None:
         ["c", "a", "b"],
     )
     assert find_cycle({"a": set(), "b": {"a"}}) is None
+
+
+def test_arguments_are_parsed_when_the_step_is_built_and_never_again(
+    make_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.definitions import refs
+    from infra.definitions.graph import upstream_of
+    from infra.provider.props import step_summaries
+    from infra.runner.plan import RunLayout, plan_step
+
+    folder = make_repo(BRANCHES, files={"s/a.py": "pass\n"})
+    loaded = load_definitions([folder]).raise_if_invalid()[0]
+
+    def parse_again(value: object) -> refs.Token:
+        raise AssertionError(f"argument {value!r} parsed again")
+
+    monkeypatch.setattr(refs, "parse_argument", parse_again)
+    spec = loaded.spec
+    assert upstream_of(spec)["join"] == {"left", "right"}
+    assert len(edges(spec)) == 4
+    assert step_summaries(spec, dict.fromkeys(["prep", "left", "right", "join"], "0" * 64))
+    plan = plan_step(
+        loaded,
+        spec.step("left"),
+        RunLayout(tmp_path / "run"),
+        {},
+        in_container=True,
+        interpreters={"python": "python", "r": "Rscript"},
+    )
+    assert plan.argv[-2:] == ["/amlpipe/inputs/prep/d", "/amlpipe/outputs/l"]
+
+
+def test_a_malformed_reference_is_kept_with_its_reason_until_validation_reports_it() -> None:
+    from infra.definitions.model import PythonStep
+    from infra.definitions.refs import Malformed
+
+    step = PythonStep(
+        kind="python", name="s", code=".", script="a.py", args=["--x", "${{ parameters.}}"]
+    )
+
+    assert step.arguments[0] == Literal("--x")
+    assert isinstance(step.arguments[1], Malformed)
+    with pytest.raises(InvalidReference, match="unknown reference"):
+        resolve_arguments(step.arguments, RecordingBinder())

@@ -180,7 +180,7 @@ def compile_steps(
         if env_key not in compiled.environments:
             env_name = f"{spec.name}-{env_key.replace('@', '-')}"
             compiled.environments[env_key] = make_environment(env_name, images[image_key], identity)
-        args = resolve_arguments(step.args, AzureBinder(step.name, parameters, outputs))
+        args = resolve_arguments(step.arguments, AzureBinder(step.name, parameters, outputs))
         runconfig = make_runconfig(compute, compiled.environments[env_key], step.environment)
         azure_step = _make_step(spec, step, folder / step.code, args, runconfig)
         for other in step.after:

@@ -150,7 +150,7 @@ def trigger_for(schedule: Schedule, start_time: str) -> Any:
     if schedule.cron is not None:
         return entities.CronTrigger(
             expression=schedule.cron,
-            time_zone=schedule.time_zone,
+            time_zone=schedule.effective_time_zone,
             start_time=start_time,
         )
     rec: Recurrence = effective_recurrence(schedule)
@@ -165,7 +165,7 @@ def trigger_for(schedule: Schedule, start_time: str) -> Any:
         frequency=_FREQUENCIES[rec.frequency.value],
         interval=rec.interval,
         schedule=pattern,
-        time_zone=rec.time_zone or schedule.time_zone,
+        time_zone=schedule.effective_time_zone,
         start_time=rec.start_time or start_time,
     )
 

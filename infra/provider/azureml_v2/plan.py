@@ -253,7 +253,7 @@ def plan_pipeline(loaded: LoadedPipeline, images: Mapping[str, str]) -> Pipeline
     for step in spec.steps:
         binder = _Binder(step.name, loaded)
         try:
-            args = resolve_arguments(step.args, binder)
+            args = resolve_arguments(step.arguments, binder)
         except InvalidReference as exc:  # a validated spec has none; keep the message if not
             raise NotExpressible(f"step {step.name!r}: {exc}") from exc
         for other in step.after:
@@ -381,7 +381,7 @@ def _step_problems(loaded: LoadedPipeline, index: int, step: AnyStep) -> list[tu
     # Malformed references are reported by the definitions' own validation, placeholders by the
     # literal check above.
     with contextlib.suppress(InvalidReference, NotExpressible, KeyError):
-        resolve_arguments(step.args, binder)
+        resolve_arguments(step.arguments, binder)
     ports = list(binder.inputs)
     for k, other in enumerate(step.after):
         try:

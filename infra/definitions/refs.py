@@ -157,7 +157,13 @@ def resolve_arguments(arguments: Sequence[Argument], binder: ArgumentBinder[T]) 
                 resolved.append(binder.step_output(name))
             case Malformed(_, message):
                 raise InvalidReference(message)
+            case _:
+                raise _unparsed(token)
     return resolved
+
+
+def _unparsed(value: object) -> TypeError:
+    return TypeError(f"{value!r} is not a parsed argument: pass a step's `arguments`, not `args`")
 
 
 def step_inputs(arguments: Sequence[Argument]) -> list[InputRef]:
@@ -166,4 +172,6 @@ def step_inputs(arguments: Sequence[Argument]) -> list[InputRef]:
     for token in arguments:
         if isinstance(token, InputRef):
             seen.setdefault(token, None)
+        elif not isinstance(token, Literal | ParamRef | OutputRef | Malformed):
+            raise _unparsed(token)
     return list(seen)

@@ -91,7 +91,7 @@ def test_sample_publishes_the_graph_the_service_would_receive(loaded: LoadedPipe
     expected_edges = {
         (ref.step, f"{ref.step}_{ref.output}", step.name)
         for step in spec.steps
-        for ref in step_inputs(step.args)
+        for ref in step_inputs(step.arguments)
     }
     assert expected_edges and edges == expected_edges
 
@@ -107,7 +107,7 @@ def test_sample_publishes_the_graph_the_service_would_receive(loaded: LoadedPipe
         assert params["DockerEnabled"] == "true"
         # inputs are mounted read-only; outputs are mounted and uploaded to the workspace store
         assert {i.name: i.data_store_mode for i in module.structured_interface.inputs} == {
-            f"{ref.step}_{ref.output}": "mount" for ref in step_inputs(step.args)
+            f"{ref.step}_{ref.output}": "mount" for ref in step_inputs(step.arguments)
         }
         assert {
             (o.name, o.data_store_mode, o.data_store_name) for o in node.module_output_settings

@@ -119,9 +119,9 @@ def test_find_cycle_names_the_steps_in_order() -> None:
 def test_arguments_are_parsed_when_the_step_is_built_and_never_again(
     make_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from infra.components.pipelines import step_summaries
     from infra.definitions import refs
     from infra.definitions.graph import upstream_of
-    from infra.provider.props import step_summaries
     from infra.runner.plan import RunLayout, plan_step
 
     folder = make_repo(BRANCHES, files={"s/a.py": "pass\n"})

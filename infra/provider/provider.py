@@ -14,7 +14,6 @@ delegates to :mod:`infra.provider.operations`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pulumi.dynamic import (
@@ -46,28 +45,42 @@ from infra.provider.props import (
     strip,
     unknown_keys,
 )
-
-CONFIG_NAMESPACE = "azureml-pipelines"
-DEFAULT_STORE = ".amlpipe/local-backend.sqlite"
+from infra.settings import BACKEND_KEYS, NAMESPACE, BackendSettings, provider_settings
 
 
-@dataclass(frozen=True)
 class ProviderSettings:
-    """What the provider takes from the stack configuration."""
+    """The provider's part of the stack settings (`backend`, `localStorePath`), read through the
+    one settings model (:func:`infra.settings.provider_settings`): the same validation and
+    located errors as the program, and defaults only from `Pulumi.yaml`."""
 
-    backend: str = "azureml"
-    local_store_path: str = DEFAULT_STORE
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        self._settings = settings
 
     @classmethod
     def from_request(cls, req: ConfigureRequest) -> ProviderSettings:
-        """Read `azureml-pipelines:backend` and `azureml-pipelines:localStorePath`."""
-        backend = req.config.get(f"{CONFIG_NAMESPACE}:backend") or "azureml"
-        store = req.config.get(f"{CONFIG_NAMESPACE}:localStorePath") or DEFAULT_STORE
-        if backend not in ("azureml", "local"):
-            raise ValueError(
-                f"{CONFIG_NAMESPACE}:backend must be 'azureml' or 'local', not {backend!r}"
-            )
-        return cls(str(backend), str(store))
+        """The settings from the config the engine sends to `configure()`."""
+        raw = {
+            f"{NAMESPACE}:{key}": str(value)
+            for key in BACKEND_KEYS
+            if (value := req.config.get(f"{NAMESPACE}:{key}")) is not None
+        }
+        return cls(provider_settings(raw))
+
+    def _resolved(self) -> BackendSettings:
+        # Not configured (e.g. a bare delete): the project's Pulumi.yaml defaults.
+        if self._settings is None:
+            self._settings = provider_settings({})
+        return self._settings
+
+    @property
+    def backend(self) -> str:
+        """`azureml` or `local`."""
+        return self._resolved().backend.value
+
+    @property
+    def local_store_path(self) -> str:
+        """The local store, as configured (relative to the project root)."""
+        return self._resolved().local_store_path
 
 
 class _Provider(ResourceProvider):

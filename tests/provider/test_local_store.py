@@ -133,3 +133,16 @@ def test_a_new_store_is_marked_and_made_once_by_concurrent_first_users(tmp_path:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert sorted(p.name for p in path.parent.iterdir()) == ["store.sqlite"]  # no temp left
+
+
+def test_the_provider_reads_its_settings_through_the_one_settings_model(project: Project) -> None:
+    host = ProviderHost(project.root)
+    try:
+        host.configure({**LOCAL_CONFIG, "azureml-pipelines:backend": "cloud"})
+        # The host hands the config to the provider when it first loads it
+        with pytest.raises(grpc.RpcError) as raised:
+            Stack(host).up(ENDPOINT_TYPE, "demo", project.endpoint_inputs())
+    finally:
+        host.close()
+    details = str(raised.value.details())  # type: ignore[attr-defined]
+    assert "azureml-pipelines:backend" in details and "azureml" in details and "local" in details

@@ -42,6 +42,7 @@ from infra.provider.adf_port import (
     TriggerRef,
     store_path_for,
 )
+from infra.provider.pickling import reset_pickler
 from infra.provider.props import dump, strip, unknown_keys
 from infra.provider.provider import ProviderSettings
 
@@ -300,4 +301,5 @@ class DataFactoryTrigger(Resource, module="datafactory", name="Trigger"):
             "owner": args.owner,
             **dict.fromkeys(_OUTPUTS),
         }
+        reset_pickler()
         super().__init__(DataFactoryTriggerProvider(), name, props, opts)

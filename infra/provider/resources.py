@@ -20,6 +20,7 @@ from pulumi.dynamic import Resource
 
 from infra.definitions.model import Recurrence
 from infra.definitions.recurrence import describe
+from infra.provider.pickling import reset_pickler
 from infra.provider.port import Owner, RegistryIdentity
 from infra.provider.props import ParameterSummary, StepSummary, dump
 from infra.provider.provider import PipelineEndpointProvider, PipelineScheduleProvider
@@ -153,6 +154,7 @@ class PipelineEndpoint(Resource, module="azureml", name="PipelineEndpoint"):
         self, name: str, args: PipelineEndpointArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         props = {**endpoint_props(args), **dict.fromkeys(_ENDPOINT_OUTPUTS)}
+        reset_pickler()
         super().__init__(PipelineEndpointProvider(), name, props, opts)
 
 
@@ -167,4 +169,5 @@ class PipelineSchedule(Resource, module="azureml", name="PipelineSchedule"):
         self, name: str, args: PipelineScheduleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         props = {**schedule_props(args), **dict.fromkeys(_SCHEDULE_OUTPUTS)}
+        reset_pickler()
         super().__init__(PipelineScheduleProvider(), name, props, opts)

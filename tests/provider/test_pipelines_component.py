@@ -162,3 +162,25 @@ def test_each_code_tree_is_read_once_per_evaluation(
         assert max(reads.values()) == 1, reads
 
     return pulumi.Output.all(*[e.content_hash for e in component.endpoints.values()]).apply(check)
+
+
+def test_more_than_a_thousand_dynamic_resources_register(mocks: RecordingMocks) -> None:
+    # pulumi.dynamic leaves one pickler wrapper behind per resource; without the reset this
+    # raises RecursionError near the thousandth resource (500 pipelines with a schedule each).
+    from infra.definitions.model import Frequency, Recurrence
+    from infra.provider.port import Owner
+    from infra.provider.resources import PipelineSchedule, PipelineScheduleArgs, WorkspaceArgs
+
+    workspace = WorkspaceArgs("sub", "rg", "mlw")
+    for index in range(1100):
+        PipelineSchedule(
+            f"s{index}",
+            PipelineScheduleArgs(
+                workspace=workspace,
+                owner=Owner("proj", "dev"),
+                name=f"s{index}",
+                endpoint_id="ep",
+                experiment="e",
+                recurrence=Recurrence(frequency=Frequency.DAY),
+            ),
+        )

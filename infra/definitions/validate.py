@@ -7,12 +7,15 @@ a typo in one step still gets its other steps, cycles and schedules checked in t
 from __future__ import annotations
 
 import errno
+import math
 import os
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.definitions.codetree import code_tree_problems
 from infra.definitions.errors import KeyPath, format_key_path
 from infra.definitions.graph import dependencies, find_cycle
 from infra.definitions.model import (
@@ -72,6 +75,32 @@ def value_matches(kind: ParameterType, value: ParameterValue) -> bool:
     if kind is ParameterType.FLOAT:
         return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, str)
+
+
+_INT_TEXT = re.compile(r"^[-+]?[0-9]{1,19}$", re.ASCII)
+_FLOAT_TEXT = re.compile(
+    r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,4})?$", re.ASCII
+)
+_BOOL_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def parse_parameter_text(kind: ParameterType, text: str) -> ParameterValue:
+    """A parameter value given as text (`amlpipe run --param`), strictly: ASCII digits only
+    (Python's int() would take '١٢٣' and '1_000'), 64-bit integers, finite floats (no 'nan' or
+    'inf'), booleans true/false/yes/no/1/0. Raises ValueError saying what was wrong."""
+    if kind is ParameterType.STRING:
+        return text
+    if kind is ParameterType.BOOL:
+        if text.lower() in _BOOL_TEXT:
+            return _BOOL_TEXT[text.lower()]
+        raise ValueError("expected true or false")
+    if kind is ParameterType.INT:
+        if not _INT_TEXT.match(text) or not -(2**63) <= int(text) < 2**63:
+            raise ValueError("expected a whole number (ASCII digits, 64-bit)")
+        return int(text)
+    if not _FLOAT_TEXT.match(text) or not math.isfinite(number := float(text)):
+        raise ValueError("expected a finite number written with ASCII digits (no nan or inf)")
+    return number
 
 
 def _known(names: Sequence[str], what: str) -> str:
@@ -181,6 +210,8 @@ def _check_files(
     if not os.access(code, os.R_OK | os.X_OK):
         yield Problem(where, f"code folder {_shown(step.code)} cannot be read (permission denied)")
         return
+    for problem in code_tree_problems(code):
+        yield Problem(where, f"code folder {_shown(step.code)}: {problem}")
     if isinstance(step, CommandStep):
         return
     where = ("steps", index, "script")

@@ -195,7 +195,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"error: cannot write {args.output!r}: {reason}", file=sys.stderr)
+            return EXIT_USAGE
         _say(f"wrote {args.output}", sys.stderr)
     return EXIT_OK
 

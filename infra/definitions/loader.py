@@ -58,6 +58,8 @@ class DefinitionSet:
 
     pipelines: tuple[LoadedPipeline, ...]
     errors: tuple[SpecError, ...]
+    ambiguous: frozenset[str] = frozenset()
+    """Names defined by more than one file: never resolved to either of them."""
 
     def raise_if_invalid(self) -> tuple[LoadedPipeline, ...]:
         """Return the pipelines, or raise :class:`SpecErrors` with all problems."""
@@ -67,6 +69,8 @@ class DefinitionSet:
 
     def by_name(self, name: str) -> LoadedPipeline:
         """The pipeline called `name` (KeyError listing the known names when absent)."""
+        if name in self.ambiguous:
+            raise KeyError(f"pipeline name {name!r} is defined by more than one file")
         for pipeline in self.pipelines:
             if pipeline.spec.name == name:
                 return pipeline
@@ -130,10 +134,11 @@ def _resolved(path: Path) -> Path:
 
 
 def display_path(path: Path) -> str:
-    """A path as shown in messages: relative to the working directory when below it."""
+    """A path as shown in messages: relative to the working directory, links not followed (a
+    `pipeline.yaml` that links to a device is named as the user's file, not the device)."""
     try:
-        return os.path.relpath(path.resolve(), Path.cwd())
-    except (OSError, ValueError, RuntimeError):
+        return os.path.relpath(os.path.abspath(path), os.getcwd())
+    except (OSError, ValueError):
         # Unresolvable (NUL byte, link loop, too long, cwd gone): show it as given, printable.
         return repr(str(path))[1:-1]
 
@@ -318,6 +323,7 @@ def load_definitions(
     root = repo_root or definitions_root(files)
     pipelines: list[LoadedPipeline] = []
     first_file_of: dict[str, LoadedPipeline] = {}
+    ambiguous: set[str] = set()
     for file in files:
         pipeline, problems = load_pipeline(file, root, known)
         errors += problems
@@ -334,7 +340,8 @@ def load_definitions(
                     f"{display_path(first_file_of[name].file)}",
                 )
             )
+            ambiguous.add(name)
             continue
         first_file_of[name] = pipeline
         pipelines.append(pipeline)
-    return DefinitionSet(tuple(pipelines), tuple(errors))
+    return DefinitionSet(tuple(pipelines), tuple(errors), frozenset(ambiguous))

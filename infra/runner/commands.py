@@ -106,6 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in definitions.errors:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if definitions.errors:
+        # Problems in other files do not stop this run, but are never hidden (README).
+        err.print(f"[yellow]warning:[/] {len(definitions.errors)} problem(s) in {args.defs}:")
+        for problem in definitions.errors:
+            print(f"  {problem}", file=sys.stderr)
     options = RunOptions(
         params=args.param,
         executor=args.executor,

@@ -6,30 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from infra.definitions.model import Parameter, ParameterType, ParameterValue
-from infra.definitions.validate import value_matches
+from infra.definitions.validate import parse_parameter_text, value_matches
 from infra.runner.errors import RunnerError
-
-_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
 
 
 def parse_value(name: str, kind: ParameterType, text: str) -> ParameterValue:
     """Convert the command-line text of parameter `name` to its declared type."""
-    value: ParameterValue
     try:
-        if kind is ParameterType.INT:
-            value = int(text)
-        elif kind is ParameterType.FLOAT:
-            value = float(text)
-        elif kind is ParameterType.BOOL:
-            lowered = text.strip().lower()
-            if lowered not in _TRUE | _FALSE:
-                raise ValueError(text)
-            value = lowered in _TRUE
-        else:
-            value = text
-    except ValueError:
+        # The core's strict reading: ASCII digits, 64-bit integers, finite floats.
+        value = parse_parameter_text(kind, text)
+    except ValueError as exc:
         raise RunnerError(
-            f"--param {name}={text}: {text!r} is not a valid {kind.value}",
+            f"--param {name}={text}: {text!r} is not a valid {kind.value} ({exc})",
             f"parameter {name!r} is declared as {kind.value}",
         ) from None
     # The same check the loader applies to defaults and schedule values.

@@ -257,3 +257,47 @@ def test_outside_a_repository_code_above_the_definitions_folder_escapes(tmp_path
     (error,) = load_definitions([defs]).errors
 
     assert "escapes the repository" in error.message and error.path == ("steps", 0, "code")
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("int", "١٢٣"),
+        ("int", "\uff11\uff12"),  # fullwidth digits
+        ("int", "1_000"),
+        ("int", " 12"),
+        ("int", "9" * 5000),
+        ("float", "nan"),
+        ("float", "-inf"),
+        ("float", "1e999"),
+        ("float", "\u0663.\u0665"),  # Arabic-Indic digits
+        ("bool", "maybe"),
+    ],
+)
+def test_run_param_values_are_read_strictly(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    text: str,
+) -> None:
+    body = f"parameters:\n  value: {{type: {kind}, default: {'true' if kind == 'bool' else 1}}}\n"
+    write_pipeline(tmp_path / "defs" / "p", body + ONE_STEP, name="p")
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["run", "p", "--defs", "defs", "--executor", "process", "--param", f"value={text}"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"is not a valid {kind}" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "value"), [("int", "-12", -12), ("float", "2.5e-3", 0.0025)]
+)
+def test_plain_param_values_are_still_accepted(kind: str, text: str, value: object) -> None:
+    from infra.definitions.model import ParameterType
+    from infra.definitions.validate import parse_parameter_text
+
+    assert parse_parameter_text(ParameterType(kind), text) == value

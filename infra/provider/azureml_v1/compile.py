@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.definitions.command import DEFAULT_INTERPRETERS, ScriptCommand, step_command
-from infra.definitions.model import AnyStep, ParameterType, PipelineSpec
+from infra.definitions.model import AnyStep, ParameterType, PipelineSpec, azure_output_name
 from infra.definitions.refs import resolve_arguments
 from infra.provider.port import BackendError
 from infra.provider.port import RegistryIdentity as RegistryIdentityRecord
@@ -107,7 +107,9 @@ class AzureBinder:
 
     def step_input(self, step: str, output: str) -> Any:
         """An upstream output, mounted read-only as this step's input."""
-        return self.outputs[(step, output)].as_input(name=f"{step}_{output}").as_mount()
+        return (
+            self.outputs[(step, output)].as_input(name=azure_output_name(step, output)).as_mount()
+        )
 
     def step_output(self, name: str) -> Any:
         """This step's own output folder (uploaded when the step ends)."""
@@ -163,7 +165,7 @@ def compile_steps(
         for name, p in spec.parameters.items()
     }
     outputs = {
-        (step.name, out): OutputFileDatasetConfig(name=f"{step.name}_{out}")
+        (step.name, out): OutputFileDatasetConfig(name=azure_output_name(step.name, out))
         for step in spec.steps
         for out in step.outputs
     }

@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 MAX_PROBLEMS = 5
 """Problems reported per code folder (the first ones, in path order); the rest are counted."""
@@ -42,16 +43,32 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+class _AlwaysIgnored:
+    """The hashing module's always-ignored patterns (`__pycache__/`, `*.pyc`, `.git/`,
+    `.DS_Store`) without loading it: `validate` must start fast, and a folder without an ignore
+    file needs nothing more."""
+
+    @staticmethod
+    def ignores(path: str) -> bool:
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if path.endswith("/") and name in ("__pycache__", ".git"):
+            return True
+        return name.endswith(".pyc") or name == ".DS_Store"
+
+
 def code_tree_problems(folder: Path, ignore_file: str | None = ".amlignore") -> list[str]:
     """Why the code folder `folder` breaks the rule above (empty when it does not), each message
     naming the offending path relative to the folder."""
-    from infra.definitions.hashing import ignore_rules  # hashing imports the loader: not at import
-
     top = os.path.realpath(folder)
-    try:
-        rules = ignore_rules(folder, ignore_file)
-    except (OSError, UnicodeDecodeError) as exc:
-        return [f"{ignore_file} cannot be read ({exc})"]
+    rules: Any = _AlwaysIgnored()
+    if ignore_file and os.path.lexists(os.path.join(folder, ignore_file)):
+        # The hashing module's own rules (and pathspec), only for folders that have the file.
+        from infra.definitions.hashing import ignore_rules
+
+        try:
+            rules = ignore_rules(folder, ignore_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            return [f"{ignore_file} cannot be read ({exc})"]
     problems: list[str] = []
     pending = [("", os.fspath(folder))]
     while pending:

@@ -1,0 +1,180 @@
+"""The v2 wing's calls to an Azure ML workspace, through azure-ai-ml's own operations (MLClient).
+
+Only what no azure-native resource can do lives here: registering step components (azure-ai-ml
+uploads each step's code folder as it registers the component) and the pipeline component, and
+switching a batch endpoint's default deployment (the endpoint itself is an azure-native resource
+that ignores its `defaults`), and deleting deployments that fell out of the retention.
+
+Component versions are immutable and named by content hash, so "register" is get-or-create: an
+unchanged definition costs a few GETs and creates nothing. Credentials come from the environment
+(`DefaultAzureCredential`: service principal, workload identity / OIDC, managed identity, Azure
+CLI), never from resource inputs. azure-core retries throttling and transient errors itself.
+azure-ai-ml is imported inside methods only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from infra.provider.azureml_v2 import entities as E
+from infra.provider.azureml_v2.plan import PipelinePlan
+
+OWNER_TAG = "amlpipe-owner"
+"""Tag on every batch deployment this project creates: its value names the stack (pruning only
+ever deletes deployments carrying this stack's value)."""
+
+
+class V2ServiceError(RuntimeError):
+    """An Azure ML v2 call failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the v2 objects live."""
+
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+
+
+def _not_found() -> type[BaseException]:
+    exceptions = importlib.import_module("azure.core.exceptions")
+    found: type[BaseException] = exceptions.ResourceNotFoundError
+    return found
+
+
+def default_client(workspace: Workspace) -> Any:
+    """An MLClient on `workspace`, authenticated from the environment."""
+    MLClient = importlib.import_module("azure.ai.ml").MLClient
+    identity = importlib.import_module("azure.identity")
+
+    credential = identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    return MLClient(
+        credential, workspace.subscription_id, workspace.resource_group, workspace.workspace_name
+    )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What registering a plan did."""
+
+    component_id: str
+    """ARM id of the pipeline component version."""
+    created: tuple[str, ...]
+    """`name:version` of every component version created by this call (empty: no-op)."""
+
+
+class V2Service:
+    """Azure ML v2 operations on one workspace (one MLClient, made on first use)."""
+
+    def __init__(
+        self, workspace: Workspace, client_factory: Callable[[Workspace], Any] = default_client
+    ) -> None:
+        self.workspace = workspace
+        self._factory = client_factory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The MLClient (made on first use)."""
+        if self._client is None:
+            self._client = self._factory(self.workspace)
+        return self._client
+
+    def _existing_component(self, name: str, version: str) -> Any | None:
+        try:
+            return self.client.components.get(name=name, version=version)
+        except _not_found():
+            return None
+
+    def register(self, plan: PipelinePlan, environments: Mapping[str, str]) -> Registered:
+        """Make sure every step component and the pipeline component of `plan` exist, creating
+        only the missing versions (step code is uploaded by azure-ai-ml as it creates them).
+
+        `environments` maps image keys to registered environment ids (pinned by digest)."""
+        created: list[str] = []
+        refs: dict[str, str] = {}
+        for step in plan.steps:
+            found = self._existing_component(step.component, step.version)
+            if found is None:
+                component = E.command_component(
+                    step, plan.images[step.image], environments.get(step.image), plan.name
+                )
+                found = self._call(
+                    f"register component {step.component}:{step.version}",
+                    partial(self.client.components.create_or_update, component),
+                )
+                created.append(f"{step.component}:{step.version}")
+            refs[step.node] = found.id or E.component_ref(step.component, step.version)
+        pipeline = self._existing_component(plan.component, plan.version)
+        if pipeline is None:
+            entity = E.pipeline_component(plan, component_refs=refs)
+            pipeline = self._call(
+                f"register pipeline component {plan.component}:{plan.version}",
+                lambda: self.client.components.create_or_update(entity),
+            )
+            created.append(f"{plan.component}:{plan.version}")
+        return Registered(str(pipeline.id), tuple(created))
+
+    def archive_component(self, name: str, version: str) -> None:
+        """Archive a pipeline component version (versions cannot be deleted; archived ones
+        still run for deployments that name them). Missing: nothing to do."""
+        try:
+            self.client.components.archive(name=name, version=version)
+        except _not_found():
+            return
+
+    def set_default(self, endpoint: str, deployment: str) -> str:
+        """Make `deployment` the endpoint's default (the promotion switch); return the previous
+        default ('' when none)."""
+        current = self._call(
+            f"get batch endpoint {endpoint}", lambda: self.client.batch_endpoints.get(endpoint)
+        )
+        previous = _default_of(current)
+        if previous != deployment:
+            current.defaults = {"deployment_name": deployment}
+            self._call(
+                f"set default deployment of {endpoint} to {deployment}",
+                lambda: self.client.batch_endpoints.begin_create_or_update(current).result(),
+            )
+        return previous
+
+    def delete_deployment(self, endpoint: str, name: str, owner: str) -> bool:
+        """Delete one deployment of `endpoint` if this stack created it (its owner tag says so);
+        return whether it was deleted. Missing, or someone else's: left alone."""
+        try:
+            found = self.client.batch_deployments.get(name=name, endpoint_name=endpoint)
+        except _not_found():
+            return False
+        if (found.tags or {}).get(OWNER_TAG) != owner:
+            return False
+        self._call(
+            f"delete deployment {endpoint}/{name}",
+            lambda: self.client.batch_deployments.begin_delete(
+                name=name, endpoint_name=endpoint
+            ).result(),
+        )
+        return True
+
+    @staticmethod
+    def _call(what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            raise V2ServiceError(f"{what} failed: {exc}") from exc
+
+
+def _default_of(endpoint: Any) -> str:
+    defaults = endpoint.defaults
+    if defaults is None:
+        return ""
+    # Read back from the service it is azure-ai-ml's REST model (an attribute); set by hand, a
+    # dict keyed like the entity's constructor argument.
+    named = getattr(defaults, "deployment_name", None)
+    if named is None and isinstance(defaults, Mapping):
+        named = defaults.get("deployment_name")
+    return str(named or "")

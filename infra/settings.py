@@ -155,6 +155,22 @@ class Backend(StrEnum):
     LOCAL = "local"
 
 
+class Api(StrEnum):
+    """Which Azure ML API publishes the pipelines: SDK v1 pipeline endpoints, or v2 pipeline
+    components behind batch endpoints (see the README, "Azure ML v1 or v2")."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
+class PreviousApi(StrEnum):
+    """During a cut-over, the API being retired (its endpoints stay, its schedules pause)."""
+
+    NONE = ""
+    V1 = "v1"
+    V2 = "v2"
+
+
 class _Model(BaseModel):
     """Frozen, closed (unknown fields are errors), camelCase config names, snake_case attributes."""
 
@@ -234,6 +250,30 @@ class Settings(BackendSettings):
     pipeline_defs: NonEmpty
     schedules_enabled: bool
     version_retention: Annotated[int, Field(ge=1)]
+    api: Api
+    api_previous: PreviousApi
+
+    @field_validator("api")
+    @classmethod
+    def _v2_on_azure(cls, value: Api, info: ValidationInfo) -> Api:
+        # The local store models v1 endpoints only; v2 publishes to a real workspace.
+        if value is Api.V2 and info.data.get("backend") is Backend.LOCAL:
+            raise PydanticCustomError(
+                "rule", "v2 needs backend azureml (the local store models Azure ML v1 only)"
+            )
+        return value
+
+    @field_validator("api_previous")
+    @classmethod
+    def _differs_from_api(cls, value: PreviousApi, info: ValidationInfo) -> PreviousApi:
+        if value is not PreviousApi.NONE and value.value == info.data.get("api"):
+            raise PydanticCustomError(
+                "rule",
+                "{value} is also `api`; during a cut-over it names the other API (the one being "
+                "retired), otherwise it is empty",
+                {"value": value.value},
+            )
+        return value
 
     @field_validator("clusters")
     @classmethod
@@ -290,6 +330,13 @@ class Settings(BackendSettings):
     def cluster_names(self) -> tuple[str, ...]:
         """Names of the configured clusters, in config order."""
         return tuple(c.name for c in self.clusters)
+
+    @property
+    def apis(self) -> tuple[Api, ...]:
+        """The APIs this stack publishes with: the active one first, then the retiring one."""
+        if self.api_previous is PreviousApi.NONE:
+            return (self.api,)
+        return (self.api, Api(self.api_previous.value))
 
     def resource_tags(self) -> dict[str, str]:
         """Tags for every taggable resource: the configured ones plus project, stack and managed-by

@@ -34,11 +34,14 @@ from infra.components import (
 )
 from infra.components.data_factory import DataFactory, DataFactoryArgs
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
+from infra.components.pipelines_v2 import PipelinesV2, PipelinesV2Args
 from infra.data_factory_settings import factory_pipelines, read_data_factory
+from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
 from infra.paths import project_path, project_root
+from infra.provider.azureml_v2.plan import v2_problems
 from infra.provider.port import RegistryIdentity
-from infra.settings import read_settings
+from infra.settings import Api, SettingsError, read_settings
 
 
 def main() -> None:
@@ -55,6 +58,18 @@ def main() -> None:
     # Data Factory (opt-in): its setting and the definitions it runs, checked before any resource.
     factory_settings = read_data_factory()
     factory_definitions = factory_pipelines(factory_settings, definitions)
+    if factory_settings.enabled and Api.V1 not in settings.apis:
+        raise SettingsError(
+            [
+                "azureml-pipelines:dataFactory: the Data Factory starts v1 pipeline endpoints; "
+                "with api v2 turn it off ({}) or keep v1 in a cut-over (apiPrevious: v1)"
+            ]
+        )
+    if Api.V2 in settings.apis:
+        # What v2 cannot express (located), before any resource is registered.
+        problems = v2_problems(definitions)
+        if problems:
+            raise SpecErrors(problems)
     client = authorization.get_client_config()
     names = resource_names(
         settings.name_prefix,
@@ -114,28 +129,68 @@ def main() -> None:
     # Image key -> pushed reference with digest: what the pipeline resources run their steps in.
     image_refs = {key: image.ref for key, image in images.items()}
 
-    pipelines = Pipelines(
-        "pipelines",
-        PipelinesArgs(
-            definitions=definitions,
-            project_root=project_root(),
-            subscription_id=client.subscription_id,
-            resource_group=workspace.resource_group_name,
-            workspace_name=workspace.workspace_name,
-            image_refs=image_refs,
-            cluster_names=frozenset(settings.cluster_names),
-            schedules_enabled=settings.schedules_enabled,
-            version_retention=settings.version_retention,
-            cluster_identities={
-                spec.name: pulumi.Output.all(cluster.identity_id, cluster.identity_client_id).apply(
-                    lambda ids: RegistryIdentity(*ids)
-                )
-                for spec, cluster in zip(settings.clusters, clusters, strict=True)
-            },
-            # Jobs start on the clusters as soon as a schedule fires: they must exist first.
-            depends_on=tuple(clusters),
-        ),
-    )
+    def publish_v1(schedules_run: bool, after: tuple[pulumi.Resource, ...]) -> Pipelines:
+        return Pipelines(
+            "pipelines",
+            PipelinesArgs(
+                definitions=definitions,
+                project_root=project_root(),
+                subscription_id=client.subscription_id,
+                resource_group=workspace.resource_group_name,
+                workspace_name=workspace.workspace_name,
+                image_refs=image_refs,
+                cluster_names=frozenset(settings.cluster_names),
+                schedules_enabled=settings.schedules_enabled and schedules_run,
+                version_retention=settings.version_retention,
+                cluster_identities={
+                    spec.name: pulumi.Output.all(
+                        cluster.identity_id, cluster.identity_client_id
+                    ).apply(lambda ids: RegistryIdentity(*ids))
+                    for spec, cluster in zip(settings.clusters, clusters, strict=True)
+                },
+                # Jobs start on the clusters as soon as a schedule fires: they must exist first.
+                depends_on=tuple(clusters),
+                schedules_after=after,
+            ),
+        )
+
+    def publish_v2(schedules_run: bool, after: tuple[pulumi.Resource, ...]) -> PipelinesV2:
+        return PipelinesV2(
+            "pipelines-v2",
+            PipelinesV2Args(
+                definitions=definitions,
+                project_root=project_root(),
+                location=settings.location,
+                subscription_id=client.subscription_id,
+                resource_group=workspace.resource_group_name,
+                workspace_name=workspace.workspace_name,
+                image_refs=image_refs,
+                image_tags={key: image.tag for key, image in images.items()},
+                name_salt=f"{settings.project}/{settings.name_prefix}/{settings.stack}/"
+                f"{client.subscription_id}",
+                owner=f"{settings.project}/{settings.stack}",
+                schedules_enabled=settings.schedules_enabled and schedules_run,
+                version_retention=settings.version_retention,
+                tags=tags,
+                depends_on=tuple(clusters),
+                schedules_after=after,
+            ),
+        )
+
+    # The active API first. During a cut-over (apiPrevious set) the retiring API keeps its
+    # endpoints, and its schedules are paused only after (depends_on) the active API's schedules
+    # exist: at no point are neither running. See the README, "Azure ML v1 or v2".
+    v1: Pipelines | None = None
+    v2: PipelinesV2 | None = None
+    if settings.api is Api.V1:
+        v1 = publish_v1(True, ())
+        if Api.V2 in settings.apis:
+            v2 = publish_v2(False, tuple(v1.schedules.values()))
+    else:
+        v2 = publish_v2(True, ())
+        if Api.V1 in settings.apis:
+            v1 = publish_v1(False, tuple(v2.schedules.values()))
+    urls = {Api.V1: v1.rest_urls if v1 else None, Api.V2: v2.rest_urls if v2 else None}
 
     pulumi.export("resourceGroupName", workspace.resource_group_name)
     pulumi.export("subscriptionId", client.subscription_id)
@@ -146,11 +201,19 @@ def main() -> None:
     pulumi.export("registryLoginServer", workspace.registry_login_server)
     pulumi.export("imageRefs", image_refs)
     pulumi.export("clusterNames", [c.compute_name for c in clusters])
-    pulumi.export("pipelineEndpoints", pipelines.rest_urls)
+    pulumi.export("api", settings.api.value)
+    pulumi.export("pipelineEndpoints", urls[settings.api])
+    if len(settings.apis) > 1:
+        # During a cut-over both are reachable; callers move to pipelineEndpoints.
+        pulumi.export("pipelineEndpointsPrevious", urls[settings.apis[1]])
     # The experiment each pipeline's runs are filed under: callers of the REST URLs name it.
-    pulumi.export("pipelineExperiments", pipelines.experiments)
+    pulumi.export(
+        "pipelineExperiments",
+        v1.experiments if v1 else {d.spec.name: d.spec.experiment for d in definitions},
+    )
 
-    if factory_settings.enabled:
+    if factory_settings.enabled and v1 is not None:
+        pipelines = v1
         factory = DataFactory(
             "adf",
             DataFactoryArgs(

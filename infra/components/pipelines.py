@@ -224,6 +224,9 @@ class PipelinesArgs:
     """The owning stack recorded on everything published; None: this Pulumi project and stack."""
     adopt_existing: frozenset[str] = frozenset()
     """Pipeline names whose existing endpoint of the same name is taken over."""
+    schedules_after: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
+    """Resources the schedules are created or changed after (the other API's schedules during a
+    cut-over, so a pause always follows the creation of what replaces it)."""
 
 
 class Pipelines(pulumi.ComponentResource):
@@ -255,6 +258,9 @@ class Pipelines(pulumi.ComponentResource):
             adopt_existing=args.adopt_existing,
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        schedule_opts = pulumi.ResourceOptions(
+            parent=self, depends_on=[*args.depends_on, *args.schedules_after]
+        )
         self.endpoints = {}
         self.schedules = {}
         # Code-tree digests by folder, shared by every pipeline: each tree is read once.
@@ -281,7 +287,7 @@ class Pipelines(pulumi.ComponentResource):
                 schedule_resource = PipelineSchedule(
                     f"{name}-{schedule_name(spec, schedule)}",
                     schedule_args(spec, schedule, placement, endpoint.id, args.schedules_enabled),
-                    child,
+                    schedule_opts,
                 )
                 self.schedules[schedule_name(spec, schedule)] = schedule_resource
         self.rest_urls = pulumi.Output.all(

@@ -389,3 +389,14 @@ def test_the_plan_module_does_not_import_azure_ai_ml() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_recurrence_that_would_fire_at_creation_needs_a_start_time(
+    write_pipeline: Callable[..., LoadedPipeline],
+) -> None:
+    hourly = TWO_STEPS.replace('cron: "30 2 * * *"', "recurrence: {frequency: Hour, interval: 2}")
+    (error,) = v2_problems([write_pipeline(hourly, FILES)])
+    assert (error.path, error.line) == (("schedules", 0, "recurrence"), 20)
+    assert "start_time" in error.message
+    started = hourly.replace("interval: 2}", "interval: 2, start_time: '2026-01-05T06:00:00'}")
+    assert v2_problems([write_pipeline(started, FILES)]) == []

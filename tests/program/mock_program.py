@@ -63,6 +63,10 @@ class Registration:
     """Input paths whose change the engine turns into a replacement (the resource option)."""
     delete_before_replace: bool = False
     protect: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    """URNs this resource waits for (`depends_on` and the resources its inputs come from)."""
+    ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
 
 
 def _uuid(*parts: str) -> str:
@@ -188,6 +192,49 @@ def _adf_trigger(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return trigger_id, {"trigger_id": trigger_id, "runtime_state": state}
 
 
+def _ml_child(collection: str, *name_keys: str) -> OutputModel:
+    """A workspace sub-resource (environment version, batch endpoint, schedule, ...)."""
+
+    def model(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        workspace = (
+            f"{_group_prefix(inputs)}/providers/Microsoft.MachineLearningServices/workspaces"
+        )
+        path = "/".join(
+            part
+            for key, part in zip(name_keys, collection.split("|"), strict=True)
+            for part in (part, inputs[key])
+        )
+        return f"{workspace}/{inputs['workspaceName']}/{path}", {"name": inputs[name_keys[-1]]}
+
+    return model
+
+
+def _batch_endpoint(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    resource_id, outputs = _ml_child("batchEndpoints", "endpointName")(inputs)
+    name, location = inputs["endpointName"], inputs["location"]
+    properties = {
+        **inputs["properties"],
+        "scoringUri": f"https://{name}.{location}.inference.ml.azure.com/jobs",
+        "provisioningState": "Succeeded",
+    }
+    return resource_id, {**outputs, "properties": properties}
+
+
+def _pipeline_component_v2(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    workspace = (
+        f"/subscriptions/{inputs['subscription_id']}/resourceGroups/{inputs['resource_group']}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{inputs['workspace_name']}"
+    )
+    component_id = f"{workspace}/components/{inputs['component']}/versions/{inputs['version']}"
+    created = [f"{s}:{v['version']}" for s, v in inputs["steps"].items()]
+    return component_id, {"component_id": component_id, "created": created}
+
+
+def _default_deployment_v2(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # What the provider reports after a first switch: only this deployment kept, none before.
+    return f"{inputs['endpoint']}/default", {"kept": [inputs["deployment"]], "previous": ""}
+
+
 # An existing factory the stack may name (`dataFactory.existing`), as `getFactory` returns it.
 EXISTING_FACTORIES = {"adf-shared": {"identity": {"type": "SystemAssigned"}}, "adf-no-identity": {}}
 GET_FACTORY = "azure-native:datafactory:getFactory"
@@ -223,6 +270,16 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
     "docker-build:index:Image": _image,
     "pulumi-python:dynamic/azureml:PipelineEndpoint": _pipeline_endpoint,
     "pulumi-python:dynamic/azureml:PipelineSchedule": _pipeline_schedule,
+    "azure-native:machinelearningservices:EnvironmentVersion": _ml_child(
+        "environments|versions", "name", "version"
+    ),
+    "azure-native:machinelearningservices:BatchEndpoint": _batch_endpoint,
+    "azure-native:machinelearningservices:BatchDeployment": _ml_child(
+        "batchEndpoints|deployments", "endpointName", "deploymentName"
+    ),
+    "azure-native:machinelearningservices:Schedule": _ml_child("schedules", "name"),
+    "pulumi-python:dynamic/azureml:PipelineComponentV2": _pipeline_component_v2,
+    "pulumi-python:dynamic/azureml:DefaultDeploymentV2": _default_deployment_v2,
     "azure-native:datafactory:Factory": _factory,
     "azure-native:datafactory:LinkedService": _factory_child("linkedservices", "linkedServiceName"),
     "azure-native:datafactory:Pipeline": _factory_child("pipelines", "pipelineName"),
@@ -292,6 +349,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     replace_on_changes=list(request.replaceOnChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     protect=bool(request.protect),
+                    dependencies=sorted(request.dependencies),
+                    ignore_changes=list(request.ignoreChanges),
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response
@@ -330,7 +390,10 @@ def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
     assert root is not None
     exports = _sync_await(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
     seconds = time.perf_counter() - started
-    loaded = sorted(m for m in sys.modules if m == "azureml" or m.startswith("azureml."))
+    # Neither Azure ML SDK may be loaded by the program: azureml (v1) nor azure-ai-ml (v2).
+    loaded = sorted(
+        m for m in sys.modules if m == "azureml" or m.startswith(("azureml.", "azure.ai.ml"))
+    )
     # Service modules of azure-native whose classes were loaded (the package loads them lazily).
     services = sorted(
         {

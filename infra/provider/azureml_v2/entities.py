@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from infra.definitions.model import PipelineSpec, Recurrence, Schedule
-from infra.definitions.recurrence import effective_recurrence
-from infra.provider.azureml_v2.plan import PipelinePlan, Port, StepPlan, port_value
+from infra.definitions.model import PipelineSpec, Schedule
+from infra.provider.azureml_v2.plan import PipelinePlan, Port, StepPlan, port_value, trigger_spec
 
 API_VERSION_NOTE = "azure-ai-ml 1.35.2"
 
@@ -139,34 +138,30 @@ def validation_errors(entity: Any) -> list[str]:
 
 # -- schedules ------------------------------------------------------------------------------------
 
-_FREQUENCIES = {"Minute": "minute", "Hour": "hour", "Day": "day", "Week": "week", "Month": "month"}
 
-
-def trigger_for(schedule: Schedule, start_time: str) -> Any:
-    """The v2 trigger of a schedule: its cron as a CronTrigger (v2 takes cron as is), its
-    recurrence as a RecurrenceTrigger. `start_time` (a naive local date-time in the schedule's
-    zone) is used when the definition gives none, so a schedule never fires at creation."""
+def trigger_for(schedule: Schedule, start_time: str | None = None) -> Any:
+    """The azure-ai-ml trigger of a schedule, from the same :func:`trigger_spec` the program's
+    azure-native Schedule is built from (`start_time` applies when the definition gives none)."""
     entities = _ml("azure.ai.ml.entities")
-    if schedule.cron is not None:
+    spec = trigger_spec(schedule)
+    start = spec.start_time or start_time
+    if spec.kind == "Cron":
         return entities.CronTrigger(
-            expression=schedule.cron,
-            time_zone=schedule.effective_time_zone,
-            start_time=start_time,
+            expression=spec.expression, time_zone=spec.time_zone, start_time=start
         )
-    rec: Recurrence = effective_recurrence(schedule)
     pattern = None
-    if rec.hours is not None or rec.minutes is not None or rec.week_days is not None:
+    if spec.hours is not None and spec.minutes is not None:
         pattern = entities.RecurrencePattern(
-            hours=list(rec.hours) if rec.hours is not None else [0],
-            minutes=list(rec.minutes) if rec.minutes is not None else [0],
-            week_days=[d.value.lower() for d in rec.week_days] if rec.week_days else None,
+            hours=list(spec.hours),
+            minutes=list(spec.minutes),
+            week_days=list(spec.week_days) if spec.week_days else None,
         )
     return entities.RecurrenceTrigger(
-        frequency=_FREQUENCIES[rec.frequency.value],
-        interval=rec.interval,
+        frequency=spec.frequency,
+        interval=spec.interval,
         schedule=pattern,
-        time_zone=schedule.effective_time_zone,
-        start_time=rec.start_time or start_time,
+        time_zone=spec.time_zone,
+        start_time=start,
     )
 
 
@@ -191,7 +186,7 @@ def job_schedule(
     name: str,
     component: str,
     enabled: bool,
-    start_time: str,
+    start_time: str | None = None,
 ) -> Any:
     """The JobSchedule of one `schedules:` entry: trigger + CreateJob of the pipeline component
     with the entry's parameter values; paused (`is_enabled=False`) when not enabled."""

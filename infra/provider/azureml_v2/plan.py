@@ -40,7 +40,9 @@ from infra.definitions.model import (
     CommandStep,
     ParameterType,
     ParameterValue,
+    Schedule,
 )
+from infra.definitions.recurrence import effective_recurrence
 from infra.definitions.refs import InvalidReference, format_value, resolve_arguments
 
 SCHEME = "amlpipe-v2/1"
@@ -304,6 +306,61 @@ def plan_pipeline(loaded: LoadedPipeline, images: Mapping[str, str]) -> Pipeline
     )
 
 
+# -- schedules ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """A v2 schedule trigger as plain data: a cron expression as is (v2 takes cron), or a
+    recurrence with its pattern. Both the azure-native Schedule and azure-ai-ml's JobSchedule
+    are built from it, so they cannot disagree."""
+
+    kind: str
+    """'Cron' or 'Recurrence'."""
+    time_zone: str
+    expression: str = ""
+    frequency: str = ""
+    """'minute', 'hour', 'day', 'week' or 'month' (v2 spells them lowercase)."""
+    interval: int = 1
+    hours: tuple[int, ...] | None = None
+    minutes: tuple[int, ...] | None = None
+    week_days: tuple[str, ...] | None = None
+    """Lowercase day names."""
+    start_time: str | None = None
+
+
+def trigger_spec(schedule: Schedule) -> TriggerSpec:
+    """The v2 trigger of a `schedules:` entry.
+
+    A cron fires only at its instants, and a recurrence with hours/minutes (or week days) only at
+    its pattern's instants, so neither fires when it is created; a recurrence without a pattern
+    needs `start_time` for that (:func:`v2_problems` says so, located).
+    """
+    if schedule.cron is not None:
+        return TriggerSpec(
+            kind="Cron", time_zone=schedule.effective_time_zone, expression=schedule.cron
+        )
+    rec = effective_recurrence(schedule)
+    patterned = rec.hours is not None or rec.minutes is not None or rec.week_days is not None
+    return TriggerSpec(
+        kind="Recurrence",
+        time_zone=schedule.effective_time_zone,
+        frequency=rec.frequency.value.lower(),
+        interval=rec.interval,
+        hours=tuple(rec.hours if rec.hours is not None else [0]) if patterned else None,
+        minutes=tuple(rec.minutes if rec.minutes is not None else [0]) if patterned else None,
+        week_days=tuple(d.value.lower() for d in rec.week_days) if rec.week_days else None,
+        start_time=rec.start_time,
+    )
+
+
+def fires_at_creation(schedule: Schedule) -> bool:
+    """Whether v2 would start a run as soon as the schedule is created: a recurrence with no
+    pattern and no start time starts counting (and fires) at creation."""
+    trigger = trigger_spec(schedule)
+    return trigger.kind == "Recurrence" and trigger.hours is None and trigger.start_time is None
+
+
 # -- what v2 cannot express, located --------------------------------------------------------------
 
 
@@ -348,6 +405,15 @@ def _pipeline_problems(loaded: LoadedPipeline) -> list[tuple[KeyPath, str]]:
                         "command line as one argument",
                     )
                 )
+    for index, schedule in enumerate(spec.schedules):
+        if fires_at_creation(schedule):
+            problems.append(
+                (
+                    ("schedules", index, "recurrence"),
+                    "a recurrence without hours/minutes fires as soon as it is created; give "
+                    "recurrence.start_time (the first run) or hours and minutes",
+                )
+            )
     for index, step in enumerate(spec.steps):
         problems += _step_problems(loaded, index, step)
     return problems
@@ -361,7 +427,7 @@ def _step_problems(loaded: LoadedPipeline, index: int, step: AnyStep) -> list[tu
         problems.append(
             (
                 (*here, "name"),
-                f"Azure ML v2 node names are lowercase: rename step {step.name!r} to "
+                f"node names are lowercase: rename step {step.name!r} to "
                 f"{step.name.lower()!r} (references to it too)",
             )
         )
@@ -392,7 +458,7 @@ def _step_problems(loaded: LoadedPipeline, index: int, step: AnyStep) -> list[tu
             problems.append(
                 (
                     (*here, "after", k),
-                    f"Azure ML v2 orders steps through data only: {other!r} has no output "
+                    f"steps are ordered through data only: {other!r} has no output "
                     f"{step.name!r} could wait for (add one to {other!r}, or read one of its "
                     "outputs)",
                 )

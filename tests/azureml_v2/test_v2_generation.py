@@ -400,3 +400,18 @@ def test_a_recurrence_that_would_fire_at_creation_needs_a_start_time(
     assert "start_time" in error.message
     started = hourly.replace("interval: 2}", "interval: 2, start_time: '2026-01-05T06:00:00'}")
     assert v2_problems([write_pipeline(started, FILES)]) == []
+
+
+def test_the_invoke_body_for_rest_callers_is_azure_ai_mls_own(
+    samples: tuple[LoadedPipeline, ...],
+) -> None:
+    sales = next(p for p in samples if p.spec.name == "sales-report")
+    body = E.invoke_body(sales.spec, {"transactions": 20000, "currency": "USD"})
+    assert body == {
+        "properties": {
+            "inputData": {
+                "transactions": {"jobInputType": "Literal", "value": 20000},
+                "currency": {"jobInputType": "Literal", "value": "USD"},
+            }
+        }
+    }

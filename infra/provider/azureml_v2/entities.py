@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from infra.definitions.model import PipelineSpec, Schedule
-from infra.provider.azureml_v2.plan import PipelinePlan, Port, StepPlan, port_value, trigger_spec
+from infra.provider.azureml_v2.plan import (
+    PORT_TYPES,
+    PipelinePlan,
+    Port,
+    StepPlan,
+    port_value,
+    trigger_spec,
+)
 
 API_VERSION_NOTE = "azure-ai-ml 1.35.2"
 
@@ -233,3 +240,26 @@ def batch_endpoint_body(endpoint: Any, location: str) -> dict[str, Any]:
 def iso_start(moment: datetime) -> str:
     """A naive ISO date-time, as v2 triggers take it (the zone is the trigger's time_zone)."""
     return moment.replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def invoke_body(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The body a REST caller POSTs to a v2 batch endpoint to run the pipeline with these
+    parameter values: exactly what azure-ai-ml's `batch_endpoints.invoke` builds (its own
+    schema), so the README's example cannot drift from the SDK."""
+    Input = _ml().Input
+    schema = _ml("azure.ai.ml._schema._deployment.batch.batch_job").BatchJobSchema
+    common = _ml("azure.ai.ml.constants._common")
+    fields = _ml("azure.ai.ml.constants._endpoint").EndpointYamlFields
+
+    inputs = {
+        name: Input(
+            type=PORT_TYPES[spec.parameters[name].type],
+            default=port_value(spec.parameters[name].type, value),
+        )
+        for name, value in values.items()
+    }
+    context = {
+        common.BASE_PATH_CONTEXT_KEY: ".",
+        common.PARAMS_OVERRIDE_KEY: [{fields.BATCH_JOB_INPUT_DATA: inputs}],
+    }
+    return {"properties": dict(schema(context=context).load(data={}))}

@@ -133,7 +133,9 @@ class FakeArm(HttpTransport):
             return _Response(request, 200, {"value": [version]})
         if request.method == "GET":
             if rest in self.objects:
-                return _Response(request, 200, {"id": url.path, **self.objects[rest]})
+                # The service always answers with the object's id and name.
+                named = {"id": url.path, "name": rest.rsplit("/", 1)[-1]}
+                return _Response(request, 200, {**named, **self.objects[rest]})
             return _Response(request, 404, {"error": {"code": "NotFound", "message": rest}})
         if request.method == "PUT":
             body = json.loads(request.body or b"{}")

@@ -31,6 +31,7 @@ import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 
 from infra.definitions.errors import SpecErrors
+from infra.definitions.hashing import StepDigest, TreeDigest, step_digests
 from infra.definitions.loader import LoadedPipeline
 from infra.provider.azureml_v2.dynamic import (
     DefaultDeploymentV2,
@@ -129,8 +130,10 @@ class PipelinesV2(pulumi.ComponentResource):
         self.environments = {key: self._environment(key, child) for key in used}
         self.endpoints, self.deployments, self.components = {}, {}, {}
         self.defaults, self.schedules = {}, {}
+        # Code-tree digests by folder, shared by every pipeline: each tree is hashed once.
+        trees: dict[Path, TreeDigest] = {}
         for loaded in args.definitions:
-            self._pipeline(loaded, child)
+            self._pipeline(loaded, step_digests(loaded, trees), child)
         self.rest_urls = pulumi.Output.all(
             **{k: e.properties.scoring_uri for k, e in self.endpoints.items()}
         ).apply(dict)
@@ -155,16 +158,21 @@ class PipelinesV2(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True)),
         )
 
-    def _pipeline(self, loaded: LoadedPipeline, opts: pulumi.ResourceOptions) -> None:
+    def _pipeline(
+        self,
+        loaded: LoadedPipeline,
+        digests: Mapping[str, StepDigest],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
         args, spec = self._args, loaded.spec
         used = sorted({spec.step_image(s) for s in spec.steps})
         # Program-time content key (image tags, not digests): names the deployment, because a
         # resource's name must be known before any output is.
-        release = plan_pipeline(loaded, {k: f"{k}:{args.image_tags[k]}" for k in used})
+        release = plan_pipeline(loaded, {k: f"{k}:{args.image_tags[k]}" for k in used}, digests)
         deployment = deployment_name(release.version)
         refs = pulumi.Output.all(**{k: args.image_refs[k] for k in used})
         # Pure computation on the pushed references (no resource is created in apply).
-        plan = refs.apply(lambda r: plan_pipeline(loaded, r))
+        plan = refs.apply(lambda r: plan_pipeline(loaded, r, digests))
         prefix = f"{self._name}-{spec.name}"
         component = PipelineComponentV2(
             f"{prefix}-component",

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from infra.definitions.command import DEFAULT_INTERPRETERS, step_command
 from infra.definitions.errors import KeyPath, SpecError
-from infra.definitions.hashing import canonical_json, pipeline_digest, step_digests
+from infra.definitions.hashing import StepDigest, canonical_json, pipeline_digest, step_digests
 from infra.definitions.loader import LoadedPipeline, display_path, line_of
 from infra.definitions.model import (
     AnyStep,
@@ -239,14 +239,20 @@ class _Binder:
         return _quote_placeholder("outputs", name)
 
 
-def plan_pipeline(loaded: LoadedPipeline, images: Mapping[str, str]) -> PipelinePlan:
+def plan_pipeline(
+    loaded: LoadedPipeline,
+    images: Mapping[str, str],
+    digests: Mapping[str, StepDigest] | None = None,
+) -> PipelinePlan:
     """The v2 plan of a valid definition; `images` maps image keys to references (with digest).
 
+    `digests` are the definition's step digests when the caller has them already (the program
+    computes them once per pipeline: hashing step code is the costly part).
     Raises :class:`NotExpressible` for what v2 cannot carry (check :func:`v2_problems` first to
     get every problem, located).
     """
     spec = loaded.spec
-    digests = step_digests(loaded)
+    digests = digests if digests is not None else step_digests(loaded)
     used = sorted({spec.step_image(s) for s in spec.steps})
     missing = [key for key in used if key not in images]
     if missing:
@@ -296,7 +302,9 @@ def plan_pipeline(loaded: LoadedPipeline, images: Mapping[str, str]) -> Pipeline
     return PipelinePlan(
         name=spec.name,
         component=component_name(spec.name),
-        version=_hash(pipeline_digest(loaded, images).digest, [(s.node, s.version) for s in steps]),
+        version=_hash(
+            pipeline_digest(loaded, images, digests).digest, [(s.node, s.version) for s in steps]
+        ),
         description=spec.description,
         experiment=spec.experiment,
         inputs=pipeline_inputs,

@@ -30,6 +30,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 
+from infra.components.pipelines import code_root_of, schedule_name
 from infra.definitions.errors import SpecErrors
 from infra.definitions.hashing import StepDigest, TreeDigest, step_digests
 from infra.definitions.loader import LoadedPipeline
@@ -50,7 +51,6 @@ from infra.provider.azureml_v2.plan import (
     v2_problems,
 )
 from infra.provider.azureml_v2.service import OWNER_TAG
-from infra.provider.props import code_root_of, schedule_name
 
 ENVIRONMENT_PREFIX = "amlpipe-"
 

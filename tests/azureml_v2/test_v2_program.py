@@ -18,6 +18,7 @@ from v2_fixtures import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "tests" / "program"))
 from mock_program import Registration
 
+from infra.components.pipelines import schedule_name
 from infra.definitions.loader import load_definitions
 from infra.provider.azureml_v2 import entities as E
 from infra.provider.azureml_v2.plan import (
@@ -26,7 +27,6 @@ from infra.provider.azureml_v2.plan import (
     plan_pipeline,
     trigger_spec,
 )
-from infra.provider.props import schedule_name
 
 HARNESS = REPO_ROOT / "tests" / "program" / "mock_program.py"
 V2_STACK = REPO_ROOT / "Pulumi.v2.yaml"

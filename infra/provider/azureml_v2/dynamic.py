@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from infra.paths import project_path, project_root
 from infra.provider.azureml_v2.plan import plan_pipeline
+from infra.provider.pickling import reset_pickler
 
 PROVIDER_KEY = "__provider"
 
@@ -287,6 +288,7 @@ class PipelineComponentV2(Resource, module="azureml", name="PipelineComponentV2"
             "component_id": None,
             "created": None,
         }
+        reset_pickler()  # see infra.provider.pickling
         super().__init__(PipelineComponentProvider(), name, props, opts)
 
 
@@ -319,4 +321,5 @@ class DefaultDeploymentV2(Resource, module="azureml", name="DefaultDeploymentV2"
             "kept": None,
             "previous": None,
         }
+        reset_pickler()  # see infra.provider.pickling
         super().__init__(DefaultDeploymentProvider(), name, props, opts)

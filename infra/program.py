@@ -33,18 +33,32 @@ from infra.components import (
     WorkspaceArgs,
 )
 from infra.components.data_factory import DataFactory, DataFactoryArgs
+from infra.components.image import ImageContextError
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
 from infra.components.pipelines_v2 import PipelinesV2, PipelinesV2Args
 from infra.data_factory_settings import factory_pipelines, read_data_factory
 from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
-from infra.paths import project_path, project_root
+from infra.paths import ProjectRootError, project_path, project_root
 from infra.provider.azureml_v2.plan import v2_problems
 from infra.provider.port import RegistryIdentity
 from infra.settings import Api, SettingsError, read_settings
 
+# What a user can get wrong before any resource exists: config, definitions, a build context, the
+# project's location. Each message already names the key or the file and line; Pulumi shows a
+# RunError as that message alone, where any other exception comes with a Python traceback.
+USER_ERRORS = (SettingsError, SpecErrors, ImageContextError, ProjectRootError)
+
 
 def main() -> None:
+    """Run the program: user errors end it with their located message, no traceback."""
+    try:
+        compose()
+    except USER_ERRORS as exc:
+        raise pulumi.RunError(str(exc)) from None
+
+
+def compose() -> None:
     """Read the stack settings once, compose the components and export the stack outputs."""
     settings = read_settings()
     # Definitions first: a broken one, or one naming a cluster or image this stack lacks, stops the

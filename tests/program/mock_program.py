@@ -418,7 +418,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: mock_program.py [--program DIR] Pulumi.<stack>.yaml", file=sys.stderr)
         return 2
-    run = run_program(Path(argv[0]).resolve(), main_dir)
+    try:
+        run = run_program(Path(argv[0]).resolve(), main_dir)
+    except pulumi.RunError as exc:
+        # As the language host reports a RunError: its message alone, no traceback, a failed run.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     json.dump(asdict(run), sys.stdout, default=str)
     return 0
 

@@ -151,6 +151,23 @@ def test_a_bad_stack_value_stops_the_program_with_the_key_named(tmp_path: Path) 
         "azureml-pipelines:registrySku: 'Cheap' is not allowed; "
         "allowed values: Basic, Standard, Premium"
     ) in done.stderr
+    # A user's mistake ends the program as a RunError: the message, not a Python traceback.
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_broken_definition_stops_the_program_with_its_location_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    defs = tmp_path / "defs"
+    (defs / "broken").mkdir(parents=True)
+    (defs / "broken" / "pipeline.yaml").write_text("name: broken\nsteps: 3\n", encoding="utf-8")
+    stack = tmp_path / "Pulumi.brokendefs.yaml"
+    stack.write_text(f"config:\n  azureml-pipelines:pipelineDefs: {defs}\n", encoding="utf-8")
+    done = run_harness(stack)
+    assert done.returncode != 0
+    assert "pipeline.yaml:2" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
 
 
 def test_a_misspelt_key_in_a_stack_file_stops_the_program(tmp_path: Path) -> None:

@@ -1,21 +1,16 @@
 """Fixtures for the Azure ML v2 wing: definitions written into tmp folders, the repository's own
-samples (pytest runs with `--import-mode=importlib`, so this folder is put on sys.path for the
-helpers)."""
+samples."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from v2_fixtures import REPO_ROOT
-
 from infra.definitions.loader import LoadedPipeline, load_definitions
+from tests.azureml_v2.v2_fixtures import REPO_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from azure.ai.ml import MLClient
-from fake_arm import FakeArm, FakeCredential
-from v2_fixtures import IMAGES, REPO_ROOT
 
 from infra.definitions.loader import load_definitions
 from infra.provider.azureml_v2.dynamic import (
@@ -20,6 +18,8 @@ from infra.provider.azureml_v2.dynamic import (
 )
 from infra.provider.azureml_v2.plan import plan_pipeline
 from infra.provider.azureml_v2.service import OWNER_TAG, V2Service, Workspace
+from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
+from tests.azureml_v2.v2_fixtures import IMAGES, REPO_ROOT
 
 WS = {"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}
 

@@ -17,7 +17,6 @@ import yaml
 
 # Azure ML's own endpoint name rule.
 from azure.ai.ml.constants._endpoint import EndpointConfigurations
-from v2_fixtures import IMAGE_REF, IMAGES
 
 from infra.definitions.loader import LoadedPipeline
 from infra.definitions.timezones import AZUREML_TIME_ZONES
@@ -31,6 +30,7 @@ from infra.provider.azureml_v2.plan import (
     plan_pipeline,
     v2_problems,
 )
+from tests.azureml_v2.v2_fixtures import IMAGE_REF, IMAGES
 
 
 def _rest_models() -> Any:

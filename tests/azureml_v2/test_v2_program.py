@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from v2_fixtures import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "program"))
-from mock_program import Registration
 
 from infra.components.pipelines import schedule_name
 from infra.definitions.loader import load_definitions
@@ -27,6 +23,8 @@ from infra.provider.azureml_v2.plan import (
     plan_pipeline,
     trigger_spec,
 )
+from tests.azureml_v2.v2_fixtures import REPO_ROOT
+from tests.program.mock_program import Registration
 
 HARNESS = REPO_ROOT / "tests" / "program" / "mock_program.py"
 V2_STACK = REPO_ROOT / "Pulumi.v2.yaml"

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from azure.ai.ml import MLClient
-from fake_arm import FakeArm, FakeCredential
-from v2_fixtures import IMAGES
 
 from infra.definitions.loader import LoadedPipeline
 from infra.provider.azureml_v2 import entities as E
 from infra.provider.azureml_v2.plan import plan_pipeline
 from infra.provider.azureml_v2.service import OWNER_TAG, V2Service, V2ServiceError, Workspace
+from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
+from tests.azureml_v2.v2_fixtures import IMAGES
 
 WS = Workspace("00000000-0000-0000-0000-000000000000", "rg", "ws")
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:0123abcd"}

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "program"))
-from pulumi_config import declared_keys, raw_value
-
 from infra.settings import Api, PreviousApi, SettingsError, parse_settings
+from tests.program.pulumi_config import declared_keys, raw_value
 
 
 def _raw(**changes: str) -> dict[str, str]:

@@ -17,12 +17,8 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "program"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provider"))
-
-from grpc_host import ProviderHost
-from pulumi_cli import (
+from infra.provider.props import PROVIDER_KEY
+from tests.launch.pulumi_cli import (
     REPO_ROOT,
     Layout,
     PluginStartError,
@@ -33,9 +29,8 @@ from pulumi_cli import (
     run_program,
     this_interpreter_is_a_venv,
 )
-from pulumi_config import stack_config
-
-from infra.provider.props import PROVIDER_KEY
+from tests.program.pulumi_config import stack_config
+from tests.provider.grpc_host import ProviderHost
 
 ENDPOINT_TYPE = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 IMAGE_TYPE = "docker-build:index:Image"

@@ -4,18 +4,14 @@ there), or `infra/` (where the CLI started them before the layout moved)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provider"))
-
-from grpc_host import ProviderHost, Stack
-from provider_fixtures import WORKSPACE, Project
-
 from infra.paths import ProjectRootError, portable, project_path, project_root
 from infra.provider.local_backend import LocalBackend, LocalStore
+from tests.provider.grpc_host import ProviderHost, Stack
+from tests.provider.provider_fixtures import WORKSPACE, Project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENDPOINT_TYPE = "pulumi-python:dynamic/azureml:PipelineEndpoint"

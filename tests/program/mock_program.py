@@ -30,11 +30,27 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.settings import get_root_resource
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pulumi_config import REPO_ROOT, project, project_name, stack_config, stack_name
+from infra import stack_files
+
+# Run as a script (`python tests/program/mock_program.py`, as tests and bench start it), so the
+# repository's own test helpers are not importable here: read the stack files through infra.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project() -> dict[str, Any]:
+    return stack_files.load_project(REPO_ROOT)
+
+
+def project_name() -> str:
+    return stack_files.project_name(REPO_ROOT)
+
+
+def stack_config(path: Path) -> dict[str, str]:
+    return stack_files.stack_config(REPO_ROOT, path)
+
+
+stack_name = stack_files.stack_name
 
 # The program folder, as the language host finds it: `main:` in Pulumi.yaml, else the project root.
 MAIN = (REPO_ROOT / str(project().get("main") or ".")).resolve()
@@ -385,10 +401,19 @@ def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
         mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
     )
     started = time.perf_counter()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
-    root = get_root_resource()
-    assert root is not None
-    exports = _sync_await(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
+    exports: dict[str, Any] = {}
+
+    # pulumi.runtime.test runs the function, awaits the Output it returns and every outstanding
+    # registration, and re-raises what the program raised: a whole program run under the mocks.
+    @pulumi.runtime.test
+    def run() -> pulumi.Output[None]:
+        runpy.run_path(str(main), run_name="__main__")
+        root = get_root_resource()
+        assert root is not None
+        outputs = pulumi.Output.from_input(getattr(root, "outputs", {}))
+        return outputs.apply(lambda values: exports.update(values or {}))
+
+    run()
     seconds = time.perf_counter() - started
     # Neither Azure ML SDK may be loaded by the program: azureml (v1) nor azure-ai-ml (v2).
     loaded = sorted(

@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mock_program import SUBSCRIPTION_ID, Registration
-from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
-from test_program_under_mocks import Run, run_harness, run_stack
 
 from infra.data_factory_settings import FactoryRole, parse_data_factory
 from infra.definitions import LoadedPipeline, load_definitions
 from infra.definitions.model import ParameterType
 from infra.definitions.recurrence import effective_recurrence
+from tests.program.mock_program import SUBSCRIPTION_ID, Registration
+from tests.program.pulumi_config import (
+    REPO_ROOT,
+    settings_raw,
+    stack_config,
+    stack_files,
+    stack_name,
+)
+from tests.program.test_program_under_mocks import Run, run_harness, run_stack
 
 STACK_FILES = stack_files()
 _FACTORY = "azure-native:datafactory:Factory"

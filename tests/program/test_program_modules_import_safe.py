@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pulumi_config import REPO_ROOT
+from tests.program.pulumi_config import REPO_ROOT
 
 MODULES = [
     "infra.settings",

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
-from pulumi_config import REPO_ROOT, settings_raw, stack_config, stack_files, stack_name
 
 from infra.components.compute import (
     ACR_PULL_ROLE_ID,
@@ -31,6 +29,14 @@ from infra.components.image import stage_context
 from infra.definitions.hashing import build_context_tag
 from infra.naming import RULES
 from infra.settings import KEYS, Api, Priority, Settings, parse_settings
+from tests.program.mock_program import SUBSCRIPTION_ID, TENANT_ID, Registration
+from tests.program.pulumi_config import (
+    REPO_ROOT,
+    settings_raw,
+    stack_config,
+    stack_files,
+    stack_name,
+)
 
 HARNESS = Path(__file__).resolve().parent / "mock_program.py"
 STACK_FILES = stack_files()

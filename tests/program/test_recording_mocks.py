@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mock_program import CLIENT_CONFIG, SUBSCRIPTION_ID, RecordingMocks, UnmockedError
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+
+from tests.program.mock_program import CLIENT_CONFIG, SUBSCRIPTION_ID, RecordingMocks, UnmockedError
 
 
 def test_unmocked_invoke_raises() -> None:

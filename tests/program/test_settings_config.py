@@ -7,14 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from pulumi_config import (
-    PROJECT_FILE,
-    REPO_ROOT,
-    declared_keys,
-    project_name,
-    raw_value,
-    stack_config,
-)
 from pydantic import ValidationError
 
 from infra.settings import (
@@ -31,6 +23,14 @@ from infra.settings import (
     SettingsError,
     parse_settings,
     provider_settings,
+)
+from tests.program.pulumi_config import (
+    PROJECT_FILE,
+    REPO_ROOT,
+    declared_keys,
+    project_name,
+    raw_value,
+    stack_config,
 )
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi_config import REPO_ROOT
 from ruamel.yaml import YAML
+
+from tests.program.pulumi_config import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))

@@ -1,7 +1,8 @@
 """Azure ML v2 publishing work: what a no-op and a one-script change cost, through azure-ai-ml's
 real operations against the fake ARM service of the tests (tests/azureml_v2/fake_arm.py).
 
-Prints figures; asserts nothing. Usage: `.venv/bin/python bench/v2_noop.py [--pipelines N]`.
+Prints figures; asserts nothing. Usage: `.venv/bin/python -m bench.v2_noop [--pipelines N]`
+(from the repository root, so the tests' fake ARM service imports as `tests.azureml_v2`).
 
 For N copies of the churn-train sample: the program-side plan (names, commands, content-hash
 versions; pure, no azure-ai-ml), then the provider-side registration of every pipeline (first
@@ -18,15 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from infra.definitions.loader import load_definitions
+from infra.provider.azureml_v2.plan import plan_pipeline
+from infra.provider.azureml_v2.service import V2Service, Workspace
+from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "tests" / "azureml_v2"))
-
-from fake_arm import FakeArm, FakeCredential  # noqa: E402
-
-from infra.definitions.loader import load_definitions  # noqa: E402
-from infra.provider.azureml_v2.plan import plan_pipeline  # noqa: E402
-from infra.provider.azureml_v2.service import V2Service, Workspace  # noqa: E402
 
 IMAGES = {"training": "acr.azurecr.io/training:ctx@sha256:" + "ab" * 32}
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:1"}

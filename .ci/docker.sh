@@ -3,13 +3,18 @@
 #
 #   source <(.ci/docker.sh start)   # install + start dockerd when needed, build/cache base images,
 #                                   # print `export` lines (the only thing written to stdout)
-#   .ci/docker.sh stop              # stop the daemon that `start` started (never another one)
+#   .ci/docker.sh stop              # stop the daemon this shell's `start` started (never another)
 #   .ci/docker.sh mirror            # print the Debian mirror debootstrap would use
 #
 # Why this shape (see shared ENVIRONMENT.md): Debian's docker.io runs here without a bridge network
 # (no iptables), so everything uses host networking; no registry is reachable, so base images come
 # from a debootstrap root file system and are cached in the engine's data root: a second `start` on
 # the same machine reuses them.
+#
+# Who stops the daemon: `start` prints `export AMLPIPE_DOCKERD_PID=<pid>` only when it started
+# dockerd itself, and `stop` stops only that pid. A second checkout (or CI clone) on the same machine
+# that found the engine already running gets an empty value, so its `stop` leaves the daemon to
+# whoever started it (the pid file is shared machine state and says nothing about who is asking).
 set -euo pipefail
 
 STATE_DIR="${AMLPIPE_DOCKER_STATE:-/var/tmp/amlpipe-docker}"
@@ -60,6 +65,9 @@ engine_reachable() {
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
+# The pid of the dockerd this invocation started; stays empty when an engine was already running.
+STARTED_PID=""
+
 start_daemon() {
   if engine_reachable; then
     log "a Docker engine is already running: using it (it will not be stopped)"
@@ -75,7 +83,8 @@ start_daemon() {
   echo $! >"$PID_FILE"
   for _ in $(seq 1 60); do
     if [ -S "$SOCKET" ] && engine_reachable; then
-      log "dockerd is up (pid $(cat "$PID_FILE"))"
+      STARTED_PID="$(cat "$PID_FILE")"
+      log "dockerd is up (pid $STARTED_PID)"
       return
     fi
     if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
@@ -229,16 +238,16 @@ cmd_start() {
   echo "export DOCKER_HOST=${DOCKER_HOST:-unix://$SOCKET}"
   echo "export AMLPIPE_TEST_BASE_IMAGE=$BASE_IMAGE"
   echo "export AMLPIPE_BARE_BASE_IMAGE=$BARE_IMAGE"
+  echo "export AMLPIPE_DOCKERD_PID=$STARTED_PID"
 }
 
 cmd_stop() {
-  if [ ! -f "$PID_FILE" ]; then
-    log "no dockerd started by docker.sh: nothing to stop"
+  local pid="${AMLPIPE_DOCKERD_PID:-}"
+  if [ -z "$pid" ]; then
+    log "this shell's \`start\` did not start dockerd (AMLPIPE_DOCKERD_PID is empty): nothing to stop"
     return
   fi
-  local pid
-  pid="$(cat "$PID_FILE")"
-  # Only stop the pid we recorded, and only if it still is dockerd (pids get reused).
+  # Only stop the pid `start` reported, and only if it still is dockerd (pids get reused).
   if [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "dockerd" ]; then
     log "stopping dockerd (pid $pid)"
     kill -TERM "$pid"
@@ -246,8 +255,12 @@ cmd_stop() {
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
+  else
+    log "pid $pid is no longer dockerd: nothing to stop"
   fi
-  rm -f "$PID_FILE"
+  if [ -f "$PID_FILE" ] && [ "$(cat "$PID_FILE")" = "$pid" ]; then
+    rm -f "$PID_FILE"
+  fi
 }
 
 case "${1:-}" in

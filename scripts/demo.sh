@@ -8,7 +8,8 @@
 #
 # Without a reachable Docker engine, or where the Azure ML base image cannot be pulled (no public
 # registry), it uses .ci/docker.sh: Debian's engine (installed and started as root) and a base
-# image made locally from debootstrap. That daemon keeps running; `.ci/docker.sh stop` ends it.
+# image made locally from debootstrap. That daemon keeps running after the demo; the script says how
+# to stop it (`AMLPIPE_DOCKERD_PID=<pid> .ci/docker.sh stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,10 @@ if [ -z "${BASE_IMAGE:-}" ] && { ! engine_answers || ! base_available; }; then
   echo "demo: using a local Debian base image (Azure ML base unavailable here)" >&2
   eval "$(.ci/docker.sh start)"
   BASE_IMAGE="$AMLPIPE_TEST_BASE_IMAGE"
+  if [ -n "${AMLPIPE_DOCKERD_PID:-}" ]; then
+    echo "demo: dockerd (pid $AMLPIPE_DOCKERD_PID) keeps running; stop it with" \
+      "\`sudo AMLPIPE_DOCKERD_PID=$AMLPIPE_DOCKERD_PID .ci/docker.sh stop\`" >&2
+  fi
 fi
 
 build_args=()

@@ -129,3 +129,89 @@ def test_no_package_host_is_written_into_the_repository(host: str) -> None:
         ["git", "grep", "-l", "-F", host], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert found.stdout == "", f"{host} named in: {found.stdout}"
+
+
+class FakeDaemon:
+    """A detached process named `dockerd` (a copy of `sleep`): what `stop` checks before killing.
+
+    Detached (its starting shell exits) as `docker.sh start` leaves the real one, so once killed it
+    is reaped by init and `stop`'s wait sees it gone instead of a zombie child of this test."""
+
+    def __init__(self, tmp_path: Path, name: str = "dockerd") -> None:
+        binary = tmp_path / name
+        binary.write_bytes(Path("/bin/sleep").read_bytes())
+        binary.chmod(0o755)
+        started = subprocess.run(
+            ["bash", "-c", f"nohup {binary} 120 >/dev/null 2>&1 </dev/null & echo $!"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.pid = int(started.stdout)
+
+    def alive(self) -> bool:
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return False
+        return state != "Z"
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.pid, 9)
+
+
+def stop(tmp_path: Path, started_pid: str | None) -> subprocess.CompletedProcess[str]:
+    """Run `docker.sh stop` with its state folder in `tmp_path`, as a shell whose `start` printed
+    `AMLPIPE_DOCKERD_PID=<started_pid>` (None: a shell that never ran `start`)."""
+    env = {k: v for k, v in os.environ.items() if k != "AMLPIPE_DOCKERD_PID"}
+    env["AMLPIPE_DOCKER_STATE"] = str(tmp_path / "state")
+    if started_pid is not None:
+        env["AMLPIPE_DOCKERD_PID"] = started_pid
+    return subprocess.run(
+        ["bash", str(HELPER), "stop"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("started_pid", [None, ""])
+def test_stop_leaves_a_daemon_another_checkout_started(
+    tmp_path: Path, started_pid: str | None
+) -> None:
+    # Another clone's `start` started dockerd and wrote the shared pid file; this shell's `start`
+    # found the engine running (empty AMLPIPE_DOCKERD_PID) or never ran: `stop` must not kill it.
+    daemon = FakeDaemon(tmp_path)
+    try:
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "dockerd.pid").write_text(f"{daemon.pid}\n")
+        result = stop(tmp_path, started_pid)
+        assert result.returncode == 0, result.stderr
+        assert "nothing to stop" in result.stderr
+        assert daemon.alive()
+        assert (tmp_path / "state" / "dockerd.pid").exists()
+    finally:
+        daemon.kill()
+
+
+def test_stop_ends_the_daemon_this_shells_start_started(tmp_path: Path) -> None:
+    daemon = FakeDaemon(tmp_path)
+    try:
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "dockerd.pid").write_text(f"{daemon.pid}\n")
+        result = stop(tmp_path, str(daemon.pid))
+        assert result.returncode == 0, result.stderr
+        assert "stopping dockerd" in result.stderr
+        assert not daemon.alive()
+        assert not (tmp_path / "state" / "dockerd.pid").exists()
+    finally:
+        daemon.kill()
+
+
+def test_stop_never_kills_a_reused_pid_that_is_not_dockerd(tmp_path: Path) -> None:
+    other = FakeDaemon(tmp_path, name="something-else")
+    try:
+        result = stop(tmp_path, str(other.pid))
+        assert result.returncode == 0, result.stderr
+        assert "no longer dockerd" in result.stderr
+        assert other.alive()
+    finally:
+        other.kill()

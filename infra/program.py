@@ -32,7 +32,13 @@ from infra.components import (
     Workspace,
     WorkspaceArgs,
 )
-from infra.components.data_factory import DataFactory, DataFactoryArgs
+from infra.components.data_factory import (
+    BatchEndpointTarget,
+    DataFactory,
+    DataFactoryArgs,
+    FactoryTarget,
+    PipelineEndpointTarget,
+)
 from infra.components.image import ImageContextError
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
 from infra.components.pipelines_v2 import PipelinesV2, PipelinesV2Args
@@ -72,13 +78,6 @@ def compose() -> None:
     # Data Factory (opt-in): its setting and the definitions it runs, checked before any resource.
     factory_settings = read_data_factory()
     factory_definitions = factory_pipelines(factory_settings, definitions)
-    if factory_settings.enabled and Api.V1 not in settings.apis:
-        raise SettingsError(
-            [
-                "azureml-pipelines:dataFactory: the Data Factory starts v1 pipeline endpoints; "
-                "with api v2 turn it off ({}) or keep v1 in a cut-over (apiPrevious: v1)"
-            ]
-        )
     if Api.V2 in settings.apis:
         # What v2 cannot express (located), before any resource is registered.
         problems = v2_problems(definitions)
@@ -226,14 +225,27 @@ def compose() -> None:
         v1.experiments if v1 else {d.spec.name: d.spec.experiment for d in definitions},
     )
 
-    if factory_settings.enabled and v1 is not None:
-        pipelines = v1
+    if factory_settings.enabled:
+        # ADF runs what the stack's active API publishes: a cut-over switches what its pipelines
+        # call in the same `pulumi up`, and ADF triggers never start both.
+        targets: dict[str, FactoryTarget]
+        if settings.api is Api.V1:
+            assert v1 is not None
+            targets = {
+                key: PipelineEndpointTarget(e.endpoint_id) for key, e in v1.endpoints.items()
+            }
+        else:
+            assert v2 is not None
+            targets = {
+                key: BatchEndpointTarget(e.properties.scoring_uri, v2.defaults[key])
+                for key, e in v2.endpoints.items()
+            }
         factory = DataFactory(
             "adf",
             DataFactoryArgs(
                 settings=factory_settings,
                 definitions=factory_definitions,
-                endpoint_ids={key: e.endpoint_id for key, e in pipelines.endpoints.items()},
+                targets=targets,
                 object_prefix=f"{settings.name_prefix}-{settings.stack}",
                 location=settings.location,
                 subscription_id=client.subscription_id,

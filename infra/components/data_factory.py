@@ -7,11 +7,20 @@ What it registers (all pulumi-azure-native `datafactory` / `authorization`):
   (`authentication: MSI`: no key, no service-principal secret anywhere);
 - a role assignment of the factory identity on the workspace (AzureML Data Scientist unless the
   stack asks for Contributor; see README "Triggering from Data Factory");
-- per definition, an ADF pipeline whose one `AzureMLExecutePipeline` activity targets the
-  definition's pipeline *endpoint* (the id output of the Pipelines component) without a version,
-  so the endpoint's default version runs and a new published version needs no ADF change; the
-  definition's parameters are the ADF pipeline's parameters (types and defaults carried over) and
-  are passed on to Azure ML by name;
+- per definition, an ADF pipeline that runs the definition through the stack's active API:
+  - v1: one `AzureMLExecutePipeline` activity (through an `AzureMLService` linked service, made
+    only when some definition runs on v1) targets the definition's pipeline *endpoint* (the id
+    output of the Pipelines component) without a version, so the endpoint's default version
+    runs and a new published version needs no ADF change;
+  - v2: ADF has no activity for batch endpoints (its Azure ML activity runs v1 assets only), so a
+    Web activity invokes the batch endpoint's scoring URI as the factory identity (the body
+    azure-ai-ml's `batch_endpoints.invoke` sends), then an Until loop follows the job through
+    ARM's Jobs API until it ends, and a Fail activity fails the ADF run unless it completed —
+    as the v1 activity waits for its run and fails with it. The endpoint's default deployment
+    runs, so a new published version needs no ADF change either;
+  the definition's parameters are the ADF pipeline's parameters (types and defaults carried
+  over) and are passed on to Azure ML by name, so callers see the same ADF pipeline on v1 and v2
+  and a cut-over only changes what its activities call;
 - per `data_factory.triggers` entry, an ADF schedule trigger with the same recurrence Azure ML
   would use (`effective_recurrence`), started where the stack runs schedules and stopped where
   it pauses them. The trigger is the dynamic :class:`DataFactoryTrigger`, which manages the
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import pulumi
 from pulumi_azure_native import authorization
@@ -36,6 +45,7 @@ from infra.definitions.loader import LoadedPipeline
 from infra.definitions.model import ParameterType, Recurrence, Schedule
 from infra.definitions.recurrence import effective_recurrence
 from infra.provider.adf_trigger import DataFactoryTrigger, DataFactoryTriggerArgs
+from infra.provider.azureml_v2.plan import BOOL_WORDS
 
 # ADF parameter types (`adf.ParameterType` values) of the definition's parameter types. Plain
 # strings: touching any attribute of `adf` at import loads the whole datafactory SDK module
@@ -50,6 +60,43 @@ PARAMETER_TYPES = {
 # (not "now") keeps the input stable between runs: ADF does not backfill schedule triggers, it
 # fires at the next occurrence after it is started.
 DEFAULT_TRIGGER_START = "2025-01-01T00:00:00"
+# Entra ID audiences the factory identity asks tokens for: batch endpoint invocation, and ARM
+# (where the invoked job is read back).
+AZUREML_AUDIENCE = "https://ml.azure.com"
+ARM_ENDPOINT = "https://management.azure.com"
+# ARM Jobs API version: the one azure-ai-ml 1.35.2's own job operations use (tests check it).
+JOBS_API_VERSION = "2025-12-01"
+# Job statuses after which a job never changes again: azure-ai-ml's own terminal set (tests check
+# it). Anything else (queued, running, finalizing, ...) keeps the ADF run waiting.
+JOB_TERMINAL_STATUSES = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
+# Seconds between two reads of a running v2 job; pipelines run minutes to hours.
+JOB_POLL_SECONDS = 60
+# The longest an ADF run waits for one v2 job (ADF's own ceiling for an activity: 7 days).
+JOB_WAIT_TIMEOUT = "7.00:00:00"
+# The ADF pipeline variable that carries the job status between the loop's activities.
+STATUS_VARIABLE = "jobStatus"
+
+
+@dataclass(frozen=True)
+class PipelineEndpointTarget:
+    """A v1 pipeline endpoint: `AzureMLExecutePipeline` starts its default version."""
+
+    endpoint_id: pulumi.Input[str]
+    """The PipelineEndpoint id (an output of the Pipelines component)."""
+
+
+@dataclass(frozen=True)
+class BatchEndpointTarget:
+    """A v2 batch endpoint: invoked over REST, its default deployment runs."""
+
+    scoring_uri: pulumi.Input[str]
+    """The endpoint's invocation URL (`BatchEndpoint.properties.scoring_uri`)."""
+    ready: pulumi.Resource
+    """What must exist before ADF may invoke it: the switch that sets the default deployment
+    (an endpoint without one refuses invocations)."""
+
+
+FactoryTarget = PipelineEndpointTarget | BatchEndpointTarget
 
 
 @dataclass(frozen=True)
@@ -59,8 +106,8 @@ class DataFactoryArgs:
     settings: DataFactorySettings
     definitions: tuple[LoadedPipeline, ...]
     """Definitions that get an ADF pipeline (already selected by `factory_pipelines`)."""
-    endpoint_ids: Mapping[str, pulumi.Input[str]]
-    """Pipeline name -> PipelineEndpoint id (an output of the Pipelines component)."""
+    targets: Mapping[str, FactoryTarget]
+    """Pipeline name -> what its ADF pipeline runs (the stack's active API's endpoint)."""
     object_prefix: str
     """`<prefix>-<stack>`: prefix of every ADF object name (linked service, pipelines, triggers)."""
     location: str
@@ -90,11 +137,9 @@ class DataFactory(pulumi.ComponentResource):
         settings = args.settings
         if not settings.enabled:
             raise ValueError("DataFactory needs settings naming a factory (name or existing)")
-        missing = sorted(
-            d.spec.name for d in args.definitions if d.spec.name not in args.endpoint_ids
-        )
+        missing = sorted(d.spec.name for d in args.definitions if d.spec.name not in args.targets)
         if missing:
-            raise ValueError(f"no pipeline endpoint for {', '.join(missing)}")
+            raise ValueError(f"no endpoint for {', '.join(missing)}")
         super().__init__("azureml-pipelines:data_factory:DataFactory", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -114,27 +159,51 @@ class DataFactory(pulumi.ComponentResource):
             description="Data Factory submits runs of published pipelines",
             opts=child,
         )
-        linked = adf.LinkedService(
-            f"{name}-azureml",
-            factory_name=self.factory_name,
-            resource_group_name=factory_group,
-            linked_service_name=f"{args.object_prefix}-azureml",
-            properties=adf.AzureMLServiceLinkedServiceArgs(
-                type="AzureMLService",
-                subscription_id=args.subscription_id,
-                resource_group_name=args.resource_group_name,
-                ml_workspace_name=args.workspace_name,
-                # The factory's own managed identity: no key or secret is stored in ADF.
-                authentication="MSI",
-                description="Azure ML workspace of the stack (factory managed identity)",
-            ),
-            # Runs fail until the identity holds its role: grant it first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
+        runs_v1 = any(
+            isinstance(args.targets[d.spec.name], PipelineEndpointTarget) for d in args.definitions
+        )
+        linked = (
+            adf.LinkedService(
+                f"{name}-azureml",
+                factory_name=self.factory_name,
+                resource_group_name=factory_group,
+                linked_service_name=f"{args.object_prefix}-azureml",
+                properties=adf.AzureMLServiceLinkedServiceArgs(
+                    type="AzureMLService",
+                    subscription_id=args.subscription_id,
+                    resource_group_name=args.resource_group_name,
+                    ml_workspace_name=args.workspace_name,
+                    # The factory's own managed identity: no key or secret is stored in ADF.
+                    authentication="MSI",
+                    description="Azure ML workspace of the stack (factory managed identity)",
+                ),
+                # Runs fail until the identity holds its role: grant it first.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
+            )
+            if runs_v1
+            else None
         )
         self.pipelines = {}
         self.triggers = {}
         for loaded in args.definitions:
             spec = loaded.spec
+            target = args.targets[spec.name]
+            activities: list[Any]
+            variables: dict[str, adf.VariableSpecificationArgs] | None = None
+            if isinstance(target, PipelineEndpointTarget):
+                assert linked is not None  # made whenever a definition runs on v1
+                activities = [execute_activity(loaded, target.endpoint_id, linked.name)]
+                after: list[pulumi.Resource] = [linked]
+            elif isinstance(target, BatchEndpointTarget):
+                activities = batch_activities(loaded, target.scoring_uri, args.workspace_id)
+                variables = {
+                    STATUS_VARIABLE: adf.VariableSpecificationArgs(type="String", default_value="")
+                }
+                # Invocations fail until the identity holds its role and the endpoint has a
+                # default deployment.
+                after = [grant, target.ready]
+            else:
+                assert_never(target)
             pipeline = adf.Pipeline(
                 f"{name}-{spec.name}",
                 factory_name=self.factory_name,
@@ -142,11 +211,10 @@ class DataFactory(pulumi.ComponentResource):
                 pipeline_name=f"{args.object_prefix}-{spec.name}",
                 description=spec.description or f"Runs the Azure ML pipeline {spec.name}",
                 parameters=pipeline_parameters(loaded),
-                activities=[
-                    execute_activity(loaded, args.endpoint_ids[spec.name], linked.name),
-                ],
+                variables=variables,
+                activities=activities,
                 annotations=["azureml-pipelines"],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )
             self.pipelines[spec.name] = pipeline
             for trigger in spec.data_factory.triggers:
@@ -252,6 +320,124 @@ def execute_activity(
             for key in spec.parameters
         },
     )
+
+
+def invocation_value(kind: ParameterType, key: str) -> str:
+    """The ADF expression giving parameter `key` as a v2 job input value: the typed value, except
+    a Bool, which v2 pipelines take as the text v1 and the local runner pass (`True`/`False`)."""
+    if kind is ParameterType.BOOL:
+        return f"@if(pipeline().parameters.{key}, '{BOOL_WORDS[0]}', '{BOOL_WORDS[1]}')"
+    return f"@pipeline().parameters.{key}"
+
+
+def invocation_body(loaded: LoadedPipeline) -> dict[str, Any]:
+    """The batch-endpoint invocation (REST shape) with the ADF pipeline's parameters as literal
+    inputs: what `MLClient.batch_endpoints.invoke(inputs=..., experiment_name=...)` sends."""
+    spec = loaded.spec
+    job: dict[str, Any] = {}
+    if spec.parameters:
+        job["inputData"] = {
+            key: {"jobInputType": "Literal", "value": invocation_value(param.type, key)}
+            for key, param in spec.parameters.items()
+        }
+    job["properties"] = {"experimentName": spec.experiment}
+    return {"properties": job}
+
+
+def batch_activities(
+    loaded: LoadedPipeline, scoring_uri: pulumi.Input[str], workspace_id: pulumi.Input[str]
+) -> list[Any]:
+    """Invoke the batch endpoint, wait for the job it started to end, fail unless it completed."""
+    spec = loaded.spec
+    job = "activity('invoke').output.name"
+    job_url = pulumi.Output.concat(
+        ARM_ENDPOINT, workspace_id, "/jobs/@{", job, "}?api-version=", JOBS_API_VERSION
+    )
+    done = ", ".join(f"'{status}'" for status in JOB_TERMINAL_STATUSES)
+    succeeded = [adf.ActivityDependencyArgs(activity="invoke", dependency_conditions=["Succeeded"])]
+    return [
+        adf.WebActivityArgs(
+            name="invoke",
+            type="WebActivity",
+            description=f"Invoke the batch endpoint of {spec.name} (its default deployment runs)",
+            method="POST",
+            url=scoring_uri,
+            headers={"Content-Type": "application/json"},
+            body=invocation_body(loaded),
+            authentication=adf.WebActivityAuthenticationArgs(type="MSI", resource=AZUREML_AUDIENCE),
+            # No retry: a lost response would start a second job (ADF's rerun is the user's).
+            policy=adf.ActivityPolicyArgs(retry=0, timeout="0.00:10:00"),
+        ),
+        adf.UntilActivityArgs(
+            name="wait-for-job",
+            type="Until",
+            description="Read the job through ARM until it reaches a final status",
+            depends_on=succeeded,
+            expression=adf.ExpressionArgs(
+                type="Expression",
+                value=f"@contains(createArray({done}), variables('{STATUS_VARIABLE}'))",
+            ),
+            timeout=JOB_WAIT_TIMEOUT,
+            activities=[
+                adf.WaitActivityArgs(
+                    name="poll-interval",
+                    type="Wait",
+                    wait_time_in_seconds=JOB_POLL_SECONDS,
+                ),
+                adf.WebActivityArgs(
+                    name="read-job",
+                    type="WebActivity",
+                    method="GET",
+                    url=job_url,
+                    authentication=adf.WebActivityAuthenticationArgs(
+                        type="MSI", resource=f"{ARM_ENDPOINT}/"
+                    ),
+                    depends_on=[
+                        adf.ActivityDependencyArgs(
+                            activity="poll-interval", dependency_conditions=["Succeeded"]
+                        )
+                    ],
+                    # Reads are safe to retry: a transient ARM error must not fail the ADF run.
+                    policy=adf.ActivityPolicyArgs(retry=3, retry_interval_in_seconds=30),
+                ),
+                adf.SetVariableActivityArgs(
+                    name="record-status",
+                    type="SetVariable",
+                    variable_name=STATUS_VARIABLE,
+                    value="@activity('read-job').output.properties.status",
+                    depends_on=[
+                        adf.ActivityDependencyArgs(
+                            activity="read-job", dependency_conditions=["Succeeded"]
+                        )
+                    ],
+                ),
+            ],
+        ),
+        adf.IfConditionActivityArgs(
+            name="check-outcome",
+            type="IfCondition",
+            description="Fail the ADF run unless the Azure ML job completed",
+            depends_on=[
+                adf.ActivityDependencyArgs(
+                    activity="wait-for-job", dependency_conditions=["Succeeded"]
+                )
+            ],
+            expression=adf.ExpressionArgs(
+                type="Expression", value=f"@equals(variables('{STATUS_VARIABLE}'), 'Completed')"
+            ),
+            if_false_activities=[
+                adf.FailActivityArgs(
+                    name="job-did-not-complete",
+                    type="Fail",
+                    message=(
+                        f"@concat('Azure ML job ', {job}, ' of {spec.name} ended ', "
+                        f"variables('{STATUS_VARIABLE}'))"
+                    ),
+                    error_code="AzureMLJobNotCompleted",
+                )
+            ],
+        ),
+    ]
 
 
 def trigger_recurrence(schedule: Schedule) -> dict[str, Any]:

@@ -83,6 +83,9 @@ class Registration:
     """URNs this resource waits for (`depends_on` and the resources its inputs come from)."""
     ignore_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Per input property, the URNs its value comes from (what the engine makes unknown in a
+    preview while those resources are still to be created)."""
 
 
 def _uuid(*parts: str) -> str:
@@ -368,6 +371,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=sorted(request.dependencies),
                     ignore_changes=list(request.ignoreChanges),
                     retain_on_delete=bool(request.retainOnDelete),
+                    property_dependencies={
+                        key: sorted(deps.urns)
+                        for key, deps in request.propertyDependencies.items()
+                        if deps.urns
+                    },
                 )
             )
         return response

@@ -344,6 +344,11 @@ def invocation_body(loaded: LoadedPipeline) -> dict[str, Any]:
     return {"properties": job}
 
 
+def _after(activity: str) -> list[adf.ActivityDependencyArgs]:
+    """Run once `activity` (same container) has succeeded."""
+    return [adf.ActivityDependencyArgs(activity=activity, dependency_conditions=["Succeeded"])]
+
+
 def batch_activities(
     loaded: LoadedPipeline, scoring_uri: pulumi.Input[str], workspace_id: pulumi.Input[str]
 ) -> list[Any]:
@@ -354,7 +359,6 @@ def batch_activities(
         ARM_ENDPOINT, workspace_id, "/jobs/@{", job, "}?api-version=", JOBS_API_VERSION
     )
     done = ", ".join(f"'{status}'" for status in JOB_TERMINAL_STATUSES)
-    succeeded = [adf.ActivityDependencyArgs(activity="invoke", dependency_conditions=["Succeeded"])]
     return [
         adf.WebActivityArgs(
             name="invoke",
@@ -372,7 +376,7 @@ def batch_activities(
             name="wait-for-job",
             type="Until",
             description="Read the job through ARM until it reaches a final status",
-            depends_on=succeeded,
+            depends_on=_after("invoke"),
             expression=adf.ExpressionArgs(
                 type="Expression",
                 value=f"@contains(createArray({done}), variables('{STATUS_VARIABLE}'))",
@@ -392,11 +396,7 @@ def batch_activities(
                     authentication=adf.WebActivityAuthenticationArgs(
                         type="MSI", resource=f"{ARM_ENDPOINT}/"
                     ),
-                    depends_on=[
-                        adf.ActivityDependencyArgs(
-                            activity="poll-interval", dependency_conditions=["Succeeded"]
-                        )
-                    ],
+                    depends_on=_after("poll-interval"),
                     # Reads are safe to retry: a transient ARM error must not fail the ADF run.
                     policy=adf.ActivityPolicyArgs(retry=3, retry_interval_in_seconds=30),
                 ),
@@ -405,11 +405,7 @@ def batch_activities(
                     type="SetVariable",
                     variable_name=STATUS_VARIABLE,
                     value="@activity('read-job').output.properties.status",
-                    depends_on=[
-                        adf.ActivityDependencyArgs(
-                            activity="read-job", dependency_conditions=["Succeeded"]
-                        )
-                    ],
+                    depends_on=_after("read-job"),
                 ),
             ],
         ),
@@ -417,11 +413,7 @@ def batch_activities(
             name="check-outcome",
             type="IfCondition",
             description="Fail the ADF run unless the Azure ML job completed",
-            depends_on=[
-                adf.ActivityDependencyArgs(
-                    activity="wait-for-job", dependency_conditions=["Succeeded"]
-                )
-            ],
+            depends_on=_after("wait-for-job"),
             expression=adf.ExpressionArgs(
                 type="Expression", value=f"@equals(variables('{STATUS_VARIABLE}'), 'Completed')"
             ),

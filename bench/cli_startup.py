@@ -4,13 +4,18 @@ Prints figures; asserts nothing. Usage: `.venv/bin/python bench/cli_startup.py [
 
 Each command is a fresh interpreter of this venv (what a user or a pre-commit hook pays), run
 `--repeat` times interleaved with the others so drift on a shared machine hits all alike, after
-one unrecorded warm-up round (bytecode, page cache). Medians are shown with the difference to the
-floor (`python -c pass`): that difference is the command's own start-up plus its work on the
-repository's sample definitions.
+one unrecorded warm-up round (bytecode, page cache). Bytecode is cached as an installed package
+has it, even when PYTHONDONTWRITEBYTECODE is set (in a temporary PYTHONPYCACHEPREFIX, so the
+checkout stays clean). Medians are shown with the difference to the floor (`python -c pass`):
+that difference is the command's own start-up plus its work on the repository's sample
+definitions. CPU seconds (user + system of the child) are shown too: on a loaded machine they
+move less than wall time.
 
-`run (process)` is `amlpipe run` of a one-step pipeline whose step is `python -c pass`, run with
-local interpreters; its floor is two bare interpreters (the CLI's and the step's), so its
-difference is the runner's own overhead per run (loading, planning, run folder, logs, summary).
+`run (process)` is `amlpipe run` of a one-step pipeline whose step is `python3 -c pass`, run with
+local interpreters (this venv's first on PATH, so the step is a real interpreter, not a version
+manager's shim); its floor is the bare interpreter plus that step alone, measured the same way,
+so its difference is the runner's own overhead per run (loading, planning, run folder, logs,
+summary). The Docker executor's overhead is bench/runner_overhead.py's.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ steps:
 """
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child that must succeed."""
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child that must succeed."""
     start = time.perf_counter()
     child = subprocess.Popen(
         argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -50,7 +55,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     child.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{errors}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -59,27 +64,37 @@ def main() -> None:
     args = parser.parse_args()
 
     # The checkout this script belongs to comes first on the path (as in the tests).
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     py = sys.executable
     cli = [py, "-m", "infra.cli"]
     with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"),
+            "PATH": os.pathsep.join([str(Path(py).parent), os.environ.get("PATH", "")]),
+        }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         defs = Path(tmp) / "defs"
         (defs / "noop" / "code").mkdir(parents=True)
         (defs / "noop" / "pipeline.yaml").write_text(NOOP_PIPELINE, encoding="utf-8")
         run_dir = Path(tmp) / "runs"
-        commands: dict[str, tuple[list[str], int]] = {
-            "python -c pass": ([py, "-c", "pass"], 1),
-            "amlpipe --help": ([*cli, "--help"], 1),
-            "amlpipe validate": ([*cli, "validate"], 1),
-            "amlpipe graph churn-train": ([*cli, "graph", "churn-train"], 1),
-            "amlpipe hash churn-train": ([*cli, "hash", "churn-train"], 1),
+        # Label -> (argv, labels whose medians add up to its floor).
+        floor = ("python -c pass",)
+        commands: dict[str, tuple[list[str], tuple[str, ...]]] = {
+            "python -c pass": ([py, "-c", "pass"], floor),
+            "python3 -c pass (the step alone)": (["python3", "-c", "pass"], floor),
+            "amlpipe --help": ([*cli, "--help"], floor),
+            "amlpipe validate": ([*cli, "validate"], floor),
+            "amlpipe graph churn-train": ([*cli, "graph", "churn-train"], floor),
+            "amlpipe hash churn-train": ([*cli, "hash", "churn-train"], floor),
+            "amlpipe hash churn-train --json": ([*cli, "hash", "churn-train", "--json"], floor),
             "amlpipe run noop --executor process": (
                 [*cli, "run", "noop", "--defs", str(defs), "--executor", "process",
                  "--run-dir", str(run_dir)],
-                2,
+                ("python -c pass", "python3 -c pass (the step alone)"),
             ),
         }  # fmt: skip
-        samples: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+        samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label in commands}
         for round_index in range(args.repeat + 1):
             for label, (argv, _) in commands.items():
                 if "run" in argv:
@@ -88,16 +103,21 @@ def main() -> None:
                 if round_index:  # round 0 warms caches up
                     samples[label].append(sample)
 
-    floor = statistics.median(s for s, _ in samples["python -c pass"])
+    def median(label: str, column: int) -> float:
+        return statistics.median(sample[column] for sample in samples[label])
+
     print(f"python {sys.version.split()[0]}, {args.repeat} interleaved runs each, medians")
-    print(f"{'command':<38} {'wall s':>7} {'floor s':>8} {'above':>7} {'ratio':>6} {'peak MB':>8}")
+    print(
+        f"{'command':<38} {'wall s':>7} {'floor s':>8} {'above':>7} {'ratio':>6} "
+        f"{'cpu s':>6} {'above':>7} {'peak MB':>8}"
+    )
     for label, (_, floors) in commands.items():
-        wall = statistics.median(s for s, _ in samples[label])
-        peak = statistics.median(m for _, m in samples[label])
-        base = floor * floors
+        wall, cpu, peak = median(label, 0), median(label, 1), median(label, 2)
+        base = sum(median(f, 0) for f in floors)
+        cpu_base = sum(median(f, 1) for f in floors)
         print(
-            f"{label:<38} {wall:>7.3f} {base:>8.3f} {wall - base:>+7.3f} "
-            f"{wall / base:>6.2f} {peak:>8.1f}"
+            f"{label:<38} {wall:>7.3f} {base:>8.3f} {wall - base:>+7.3f} {wall / base:>6.2f} "
+            f"{cpu:>6.3f} {cpu - cpu_base:>+7.3f} {peak:>8.1f}"
         )
 
 

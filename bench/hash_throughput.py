@@ -1,16 +1,19 @@
-"""Content-hash throughput of code trees (MB/s), next to what the machine allows, in one run.
+"""Content-hash throughput of code trees (MB/s), per reading strategy, next to what the machine
+allows, in one run.
 
 Prints figures; asserts nothing. Usage: `.venv/bin/python bench/hash_throughput.py [--repeat N]`.
 
-Shapes: folders of 64 KiB files (1, 16 and 128 MB), one of 8 files of 16 MiB (large files), and
-2,048 files of 2 KiB (the shape of real code folders, where per-file cost dominates). For each,
-medians of N warm passes (page cache filled by a first pass) of:
+Shapes: 2,048 files of 2 KiB (the shape of real code folders, where per-file cost dominates),
+folders of 64 KiB files (1, 16 and 128 MB) and 8 files of 16 MiB (large files). For each, medians
+of N warm passes (page cache filled by a first pass), the variants interleaved in every pass so
+drift on a shared machine hits them alike:
 
-- `tree_digest`: the content hash the program, the provider and `amlpipe hash` use;
-- read floor: open + read + close of every file, no hashing, one thread (system calls and copies);
-- sha256 floor: hashlib over the same bytes already in memory, one buffer per file (the hash).
-
-The ratios say how close the tree hash comes to each floor on this machine, whatever its load.
+- `tree_digest` as the program, the provider and `amlpipe hash` call it ("auto": one thread until
+  the bytes read show the tree is big, then a few), with the strategy it chose; its CPU time as
+  MB per CPU-second (all threads; what the hash costs when the machine is busy);
+- the same forced to one thread ("single") and to threads from the first file ("parallel");
+- read floor: open + read + close of every file by path, no hashing, one thread;
+- sha256 floor: hashlib over the same bytes already in memory, one buffer per file.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.definitions import tree_digest
+from infra.definitions.hashing import tree_digest
 
 # (label, number of files, KiB per file)
 SHAPES = [
+    ("2,048 files of 2 KiB", 2048, 2),
     ("1 MB of 64 KiB files", 16, 64),
     ("16 MB of 64 KiB files", 256, 64),
     ("128 MB of 64 KiB files", 2048, 64),
     ("128 MB of 16 MiB files", 8, 16 * 1024),
-    ("2,048 files of 2 KiB", 2048, 2),
 ]
 
 
@@ -48,17 +51,6 @@ def make_tree(root: Path, files: int, file_kb: int) -> list[Path]:
     return paths
 
 
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    """Median wall seconds of `repeat` calls, after one unrecorded call."""
-    action()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def read_all(paths: list[Path]) -> None:
     """The I/O floor: every file opened, read whole and closed."""
     for path in paths:
@@ -70,30 +62,57 @@ def read_all(paths: list[Path]) -> None:
             os.close(fd)
 
 
+def measure(actions: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Wall and CPU seconds of each action, `repeat` interleaved passes after a warm-up pass."""
+    samples: dict[str, list[float]] = {}
+    for round_index in range(repeat + 1):
+        for label, action in actions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            action()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if round_index:
+                samples.setdefault(label, []).append(wall)
+                samples.setdefault(label + " cpu", []).append(cpu)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, medians of {args.repeat} warm passes; MB = 10^6 bytes")
-    header = f"{'tree':<24} {'files':>6} {'MB':>6} {'hash MB/s':>10} {'read MB/s':>10}"
-    print(f"{header} {'sha MB/s':>9} {'/read':>6} {'/sha':>6}")
+    print(
+        f"{'tree':<24} {'files':>5} {'MB':>6} {'auto MB/s':>9} {'chose':<8} {'cpu MB/s':>8} "
+        f"{'single':>7} {'parallel':>8} {'read':>7} {'sha':>7}"
+    )
     for label, files, file_kb in SHAPES:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            paths = make_tree(root, files, file_kb)
-            size = sum(p.stat().st_size for p in paths) / 1e6
-            hashed = median_seconds(lambda root=root: tree_digest(root), args.repeat)
-            read = median_seconds(lambda paths=paths: read_all(paths), args.repeat)
-            contents = [p.read_bytes() for p in paths]
-            sha = median_seconds(
-                lambda contents=contents: [hashlib.sha256(c).digest() for c in contents],
-                args.repeat,
-            )
-        rate, read_rate, sha_rate = size / hashed, size / read, size / sha
-        print(
-            f"{label:<24} {files:>6} {size:>6.1f} {rate:>10.1f} {read_rate:>10.1f} "
-            f"{sha_rate:>9.1f} {rate / read_rate:>6.2f} {rate / sha_rate:>6.2f}"
+        print(shape_line(label, files, file_kb, args.repeat))
+
+
+def shape_line(label: str, files: int, file_kb: int, repeat: int) -> str:
+    """Write one tree shape to a temporary folder, measure every variant on it, format a line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = make_tree(root, files, file_kb)
+        size = sum(p.stat().st_size for p in paths) / 1e6
+        contents = [p.read_bytes() for p in paths]
+        chosen = tree_digest(root).strategy
+        samples = measure(
+            {
+                "auto": lambda: tree_digest(root),
+                "single": lambda: tree_digest(root, strategy="single"),
+                "parallel": lambda: tree_digest(root, strategy="parallel"),
+                "read": lambda: read_all(paths),
+                "sha": lambda: [hashlib.sha256(c).digest() for c in contents],
+            },
+            repeat,
         )
+    rate = {key: size / statistics.median(times) for key, times in samples.items()}
+    return (
+        f"{label:<24} {files:>5} {size:>6.1f} {rate['auto']:>9.1f} {chosen:<8} "
+        f"{rate['auto cpu']:>8.1f} {rate['single']:>7.1f} {rate['parallel']:>8.1f} "
+        f"{rate['read']:>7.1f} {rate['sha']:>7.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,6 +54,22 @@ def test_validate_piped_prints_plain_lines_without_loading_rich(tmp_path: Path) 
     assert "rich" not in top_level(modules_loaded_by(tmp_path, "validate"))
 
 
+@pytest.mark.parametrize("argv", [("hash", "churn-train"), ("hash", "churn-train", "--json")])
+def test_hash_loads_the_hashing_code_but_no_deployment_azure_docker_runner_or_rich(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    loaded = modules_loaded_by(tmp_path, *argv)
+
+    assert "infra.definitions.hashing" in loaded  # the test sees what the command used
+    assert top_level(loaded).isdisjoint(NEVER), sorted(top_level(loaded) & set(NEVER))
+    # Piped, the table is drawn without rich; threads only for trees of many bytes.
+    assert "rich" not in top_level(loaded)
+    assert not {m for m in loaded if m.startswith("concurrent.")}
+    # Of the runner, only what registers its subcommands.
+    runner = {m for m in loaded if m.startswith("infra.runner.")}
+    assert runner <= {"infra.runner.commands", "infra.runner.errors"}, runner
+
+
 def test_help_loads_none_of_the_spec_core(tmp_path: Path) -> None:
     record = tmp_path / "modules.json"
     code = (

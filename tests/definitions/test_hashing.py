@@ -8,9 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pathspec
+import pytest
 
-from infra.definitions import load_definitions, pipeline_digest, tree_digest
-from infra.definitions.hashing import IgnoreRules, PipelineDigest, build_context_tag
+from infra.definitions import hashing, load_definitions, pipeline_digest, tree_digest
+from infra.definitions.hashing import (
+    _ALWAYS_IGNORED,
+    _ALWAYS_IGNORED_REGEX,
+    IgnoreRules,
+    PipelineDigest,
+    Strategy,
+    build_context_tag,
+    ignore_rules,
+)
 
 REORDERED = """\
 experiment: demo-exp    # keys in another order, other comments, flow style
@@ -261,3 +270,56 @@ def test_ignore_rules_match_exactly_what_pathspec_matches() -> None:
         rules = IgnoreRules(lines)
         for path in PATHS:
             assert rules.ignores(path) == reference.match_file(path), (lines, path)
+
+
+def test_the_always_ignored_rules_are_the_expression_pathspec_makes_of_them() -> None:
+    # A folder without an ignore file is matched without importing pathspec, by the expression
+    # pathspec compiles the always-ignored patterns to: the two must never drift apart.
+    joined = IgnoreRules(_ALWAYS_IGNORED)._groups
+    reference = pathspec.PathSpec.from_lines("gitwildmatch", _ALWAYS_IGNORED)
+    default = ignore_rules(Path("/nonexistent"), ".amlignore")
+
+    assert [(i, m.__self__.pattern) for i, m in joined] == [(True, _ALWAYS_IGNORED_REGEX)]  # type: ignore[attr-defined]
+    for path in [*PATHS, "a/.git/", ".git", "x/.DS_Store", "y.pyc/", "a\nb/c.pyc", "__pycache__"]:
+        assert default.ignores(path) == reference.match_file(path), path
+
+
+@pytest.mark.parametrize("strategy", ["single", "parallel", "auto"])
+def test_every_reading_strategy_gives_the_pinned_digest(tmp_path: Path, strategy: Strategy) -> None:
+    _write_pinned_tree(tmp_path, reverse=False)
+
+    digest = tree_digest(tmp_path, strategy=strategy)
+
+    assert (digest.digest, digest.files) == (PINNED_TREE_DIGEST, 162)
+    assert digest.strategy == ("parallel" if strategy == "parallel" else "single")
+
+
+def test_auto_shares_out_the_rest_of_a_tree_once_it_has_read_many_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_pinned_tree(tmp_path, reverse=True)
+    # The pinned tree holds about 2 MB (mostly one file): a lower threshold is crossed half-way.
+    monkeypatch.setattr(hashing, "_PARALLEL_MIN_BYTES", 4096)
+
+    digest = tree_digest(tmp_path)
+
+    assert (digest.digest, digest.strategy) == (PINNED_TREE_DIGEST, "parallel")
+
+
+def test_a_file_that_cannot_be_opened_is_an_error_naming_its_whole_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "locked.py").write_text("x = 1\n")
+    real_open = os.open
+
+    def refusing(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if os.path.basename(path) == "locked.py":
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", refusing)
+
+    with pytest.raises(PermissionError) as raised:
+        tree_digest(tmp_path)
+    assert raised.value.filename == str(tmp_path / "sub" / "locked.py")

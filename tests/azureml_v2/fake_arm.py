@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlparse
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.pipeline.transport import HttpResponse, HttpTransport
 
+from tests.azureml_v2.fake_blob import FakeBlobService
+
 _ARM = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/"
     r"workspaces/(?P<workspace>[^/]+)(?P<rest>/.*)?$"
@@ -80,6 +82,11 @@ class FakeArm(HttpTransport):
     uploaded_code: bool = True
     """Whether every code folder azure-ai-ml asks about is already uploaded (listed by hash);
     the upload itself goes to blob storage through azure-storage-blob's own transport."""
+    blobs: FakeBlobService | None = None
+    """With a loopback blob service, code versions are what the service does: listed by hash
+    only once registered, and `startPendingUpload` hands out a new temporary container and its
+    SAS on that service (azure-ai-ml then uploads there with azure-storage-blob, over HTTP).
+    `uploaded_code` is ignored then."""
     code_queries: list[str] = field(default_factory=list)
     """Content hashes azure-ai-ml looked up, in order."""
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -117,6 +124,8 @@ class FakeArm(HttpTransport):
         if request.method == "GET" and rest.endswith("/versions") and "hash" in query:
             digest = query["hash"][0]
             self.code_queries.append(digest)
+            if self.blobs is not None:
+                return _Response(request, 200, {"value": self._codes_by_hash(digest)})
             if not self.uploaded_code:
                 return _Response(request, 200, {"value": []})
             code = f"{url.path}/{digest[:12]}"
@@ -131,6 +140,22 @@ class FakeArm(HttpTransport):
                 },
             }
             return _Response(request, 200, {"value": [version]})
+        if request.method == "POST" and rest.endswith("/startPendingUpload") and self.blobs:
+            container_url, sas = self.blobs.temporary_container()
+            return _Response(
+                request,
+                200,
+                {
+                    "blobReferenceForConsumption": {
+                        "blobUri": container_url,
+                        "credential": {"credentialType": "SAS", "sasUri": f"{container_url}?{sas}"},
+                        "storageAccountArmId": "/subscriptions/0/resourceGroups/rg/providers/"
+                        "Microsoft.Storage/storageAccounts/amlpipestore",
+                    },
+                    "pendingUploadId": container_url.rsplit("/", 1)[-1],
+                    "pendingUploadType": "TemporaryBlobReference",
+                },
+            )
         if request.method == "GET":
             if rest in self.objects:
                 # The service always answers with the object's id and name.
@@ -154,6 +179,16 @@ class FakeArm(HttpTransport):
             self.objects.pop(rest, None)
             return _Response(request, 200, None)
         return self._unexpected(request, rest)
+
+    def _codes_by_hash(self, digest: str) -> list[dict[str, Any]]:
+        # The service finds registered code versions by content hash across names (azure-ai-ml
+        # gives each anonymous code folder a random name).
+        return [
+            body
+            for key, body in self.objects.items()
+            if key.startswith("/codes/")
+            and body.get("properties", {}).get("properties", {}).get("hash_sha256") == digest
+        ]
 
     def _unexpected(self, request: Any, rest: str) -> HttpResponse:
         self.unexpected.append((request.method, rest))

@@ -10,6 +10,15 @@ unchanged definition costs a few GETs and creates nothing. Credentials come from
 (`DefaultAzureCredential`: service principal, workload identity / OIDC, managed identity, Azure
 CLI), never from resource inputs. azure-core retries throttling and transient errors itself.
 azure-ai-ml is imported inside methods only.
+
+How azure-ai-ml 1.35.2 uploads a step's code folder (tested against a loopback blob service in
+tests/azureml_v2/test_v2_code_upload.py): it looks the folder's content hash up among the
+workspace's code versions and reuses a match (nothing uploaded); otherwise it asks the workspace
+for a temporary container and a short-lived SAS (`startPendingUpload`; no datastore lookup, no
+storage key), puts each file there, marks the first one `upload_status=completed`, and only then
+registers the code version and the component naming it. A failed upload registers nothing; the
+next `pulumi up` uploads that folder again into a new container. The SAS lives only in that
+call: it is never in resource inputs, outputs or the pickled provider.
 """
 
 from __future__ import annotations
@@ -54,7 +63,14 @@ def default_client(workspace: Workspace) -> Any:
 
     credential = identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
     return MLClient(
-        credential, workspace.subscription_id, workspace.resource_group, workspace.workspace_name
+        credential,
+        workspace.subscription_id,
+        workspace.resource_group,
+        workspace.workspace_name,
+        # Load-bearing: azure-ai-ml 1.35.2 only collects the per-file upload results of a code
+        # folder while it draws its progress bar; without it a failed file leaves it waiting
+        # for the upload count forever (`BlobStorageClient.upload`), a hung `pulumi up`.
+        show_progress=True,
     )
 
 

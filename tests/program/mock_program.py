@@ -3,10 +3,37 @@
     python tests/program/mock_program.py Pulumi.dev.yaml   # prints a JSON record of the run
 
 The mocks play the engine and the providers: every resource registration is recorded (type, name,
-parent, inputs) and answered with outputs shaped like the real provider's (ARM ids, registry
-login server, identity principal id, image digest). Anything the mocks do not know on purpose —
-an invoke other than `getClientConfig`, a resource type without an output model — raises, so a
-new dependency of the program cannot slip through as an accepted blank.
+parent, dependencies overall and per input, resource options, inputs, outputs) and answered with
+outputs shaped like the real provider's (ARM ids, registry login server, identity principal id,
+image digest). Anything the mocks do not know on purpose — an invoke other than
+`getClientConfig`/`getFactory`, a resource type without an output model — raises, so a new
+dependency of the program cannot slip through as an accepted blank.
+
+How registrations are recorded (decided, with the alternatives weighed):
+
+`Mocks.new_resource` receives type, name and inputs but not the parent, the dependencies or the
+resource options (protect, replaceOnChanges, deleteBeforeReplace, ignoreChanges, retainOnDelete)
+that the tests check (a known gap: pulumi/pulumi#8342, #14421). Those travel in the engine's
+`RegisterResourceRequest`. The harness therefore passes its own monitor through the public
+`monitor=` parameter of `pulumi.runtime.set_mocks` (typed `MockMonitor`), and that monitor reads
+only the public gRPC contract: the fields of `resource_pb2.RegisterResourceRequest` and the URN
+of the response. Inputs, id and outputs are not decoded from the wire; they are taken from what
+`new_resource` received (already deserialized by the SDK) and answered, joined per call: the SDK
+answers a registration on the thread that made it, and the join checks type and name, so if that
+ever changes the run fails loudly instead of recording blanks. No private SDK state (the monitor's
+`resources` map) and no `pulumi.runtime.rpc` calls are used; `tests/program/
+test_recording_mocks.py` runs a probe program with a known child, explicit and implicit
+dependencies and every option, and fails if the recording stops seeing any of them.
+
+Not chosen:
+- A recording `ResourceMonitorServicer` on loopback (the program talking gRPC to a fake engine):
+  the most literal seam, but the harness would have to encode and decode the engine's property
+  format itself (secrets, unknowns, resource references, output values) or call the SDK's `rpc`
+  module for it, i.e. re-implement or reach into exactly what the mocks already do, and every
+  registration would become a loopback round trip that bench/program_eval.py would then measure
+  instead of the program.
+- Resource transforms (`register_resource_transform`): they see the options the program wrote but
+  not the dependencies the SDK derives from Output inputs, nor the URNs the engine assigns.
 
 It runs in its own process per stack (tests and bench start it as a subprocess) so that config,
 the root stack resource and `sys.modules` start clean: the record says which `azureml` modules
@@ -20,6 +47,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,8 +56,9 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import get_root_resource
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.proto import resource_pb2
 
 from infra import stack_files
 
@@ -57,6 +86,7 @@ MAIN = (REPO_ROOT / str(project().get("main") or ".")).resolve()
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
+STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 class UnmockedError(AssertionError):
@@ -306,6 +336,17 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
 }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What `Mocks.new_resource` received and answered for one registration."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    id: str | None
+    outputs: dict[str, Any]
+
+
 class RecordingMocks(pulumi_mocks.Mocks):
     """Engine mocks that record registrations and answer only what they model."""
 
@@ -313,6 +354,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
         self.project = project
         self.registrations: list[Registration] = []
         self.calls: list[str] = []
+        # The SDK registers from a thread pool; each thread's registration is answered on that
+        # same thread (see RecordingMonitor), so the last answer is kept per thread.
+        self._answers = threading.local()
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         self.calls.append(args.token)
@@ -329,6 +373,11 @@ class RecordingMocks(pulumi_mocks.Mocks):
         raise UnmockedError(f"unmocked invoke {args.token} (args {args.args})")
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        resource_id, outputs = self._answer(args)
+        self._answers.last = Answer(args.typ, args.name, dict(args.inputs), resource_id, outputs)
+        return resource_id, outputs
+
+    def _answer(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         if not args.custom:
             if not args.typ.startswith(f"{self.project}:"):
                 raise UnmockedError(f"unexpected component type {args.typ}")
@@ -343,41 +392,63 @@ class RecordingMocks(pulumi_mocks.Mocks):
         resource_id, computed = model(dict(args.inputs))
         return resource_id, {**args.inputs, **computed}
 
+    def forget_answer(self) -> None:
+        """Drop this thread's last answer (before a registration asks for a new one)."""
+        self._answers.last = None
+
+    def take_answer(self, typ: str, name: str) -> Answer:
+        """This thread's answer to the registration of `typ` `name`; raises if there was none."""
+        answer: Answer | None = getattr(self._answers, "last", None)
+        self._answers.last = None
+        if answer is None or (answer.typ, answer.name) != (typ, name):
+            raise UnmockedError(
+                f"registration of {typ} {name} was not answered by new_resource on its own "
+                f"thread (last answer: {answer}): the recording cannot join it with its inputs"
+            )
+        return answer
+
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The mock monitor, also recording each registration's parent (mocks do not receive it)."""
+    """The SDK's mock monitor, recording what each registration asked the engine for.
+
+    It reads only the request and response of the engine's RegisterResource RPC (the public
+    `resource_pb2` messages) and joins them with what the mocks answered for the same call."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recording = mocks
 
-    def RegisterResource(self, request: Any) -> Any:
+    def RegisterResource(
+        self, request: resource_pb2.RegisterResourceRequest
+    ) -> resource_pb2.RegisterResourceResponse:
+        if request.type == STACK_TYPE:
+            return super().RegisterResource(request)
+        self.recording.forget_answer()
         response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            state = self.resources[response.urn]
-            self.recording.registrations.append(
-                Registration(
-                    urn=response.urn,
-                    type=request.type,
-                    name=request.name,
-                    custom=bool(request.custom),
-                    parent=request.parent,
-                    id=state.id,
-                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
-                    outputs=dict(state.state),
-                    replace_on_changes=list(request.replaceOnChanges),
-                    delete_before_replace=bool(request.deleteBeforeReplace),
-                    protect=bool(request.protect),
-                    dependencies=sorted(request.dependencies),
-                    ignore_changes=list(request.ignoreChanges),
-                    retain_on_delete=bool(request.retainOnDelete),
-                    property_dependencies={
-                        key: sorted(deps.urns)
-                        for key, deps in request.propertyDependencies.items()
-                        if deps.urns
-                    },
-                )
+        answer = self.recording.take_answer(request.type, request.name)
+        self.recording.registrations.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                id=answer.id,
+                inputs=answer.inputs,
+                outputs=answer.outputs,
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                protect=bool(request.protect),
+                dependencies=sorted(request.dependencies),
+                ignore_changes=list(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
+                property_dependencies={
+                    key: sorted(deps.urns)
+                    for key, deps in request.propertyDependencies.items()
+                    if deps.urns
+                },
             )
+        )
         return response
 
 

@@ -19,9 +19,7 @@ MODULES = [
 
 def test_program_modules_import_without_an_engine_and_without_azureml() -> None:
     code = (
-        "import sys\n"
-        + "".join(f"import {m}\n" for m in MODULES)
-        + "import pulumi.runtime.settings as s\n"
+        "import sys\n" + "".join(f"import {m}\n" for m in MODULES) + "import pulumi.runtime as s\n"
         "assert s.get_root_resource() is None, 'a resource was registered at import'\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] == 'azureml']\n"
         "assert not loaded, loaded\n"

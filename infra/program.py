@@ -42,13 +42,12 @@ from infra.components.data_factory import (
 from infra.components.image import ImageContextError
 from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_definitions
 from infra.components.pipelines_v2 import PipelinesV2, PipelinesV2Args
-from infra.data_factory_settings import factory_pipelines, read_data_factory
 from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
 from infra.paths import ProjectRootError, project_path, project_root
 from infra.provider.azureml_v2.plan import v2_problems
 from infra.provider.port import RegistryIdentity
-from infra.settings import Api, SettingsError, read_settings
+from infra.settings import Api, SettingsError, factory_pipelines, read_settings
 
 # What a user can get wrong before any resource exists: config, definitions, a build context, the
 # project's location. Each message already names the key or the file and line; Pulumi shows a
@@ -75,8 +74,8 @@ def compose() -> None:
         settings.cluster_names,
         list(settings.images),
     )
-    # Data Factory (opt-in): its setting and the definitions it runs, checked before any resource.
-    factory_settings = read_data_factory()
+    # Data Factory (opt-in): the definitions it runs, checked before any resource.
+    factory_settings = settings.data_factory
     factory_definitions = factory_pipelines(factory_settings, definitions)
     if Api.V2 in settings.apis:
         # What v2 cannot express (located), before any resource is registered.

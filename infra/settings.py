@@ -9,7 +9,8 @@ by its config key the way users write it, e.g.
 
 Values Azure would reject later (in the middle of a deployment) are rejected here, before any
 resource: cluster names, a workspace closed to the public network the deploy itself needs, tags
-beyond what a storage account takes, stack names that collide with another stack's resources.
+beyond what a storage account takes, stack names that collide with another stack's resources,
+Data Factory names.
 
 :func:`parse_settings` is pure (raw config strings in, settings out) so it is unit tested without
 Pulumi; :func:`read_settings` feeds it from the running program, :func:`provider_settings` from
@@ -21,11 +22,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, get_args
 
 import annotated_types
 from pydantic import (
@@ -37,12 +38,16 @@ from pydantic import (
     ValidationInfo,
     WrapSerializer,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from infra.definitions.errors import format_key_path
+
+if TYPE_CHECKING:
+    from infra.definitions.loader import LoadedPipeline
 
 NAMESPACE = "azureml-pipelines"
 
@@ -171,6 +176,46 @@ class PreviousApi(StrEnum):
     V2 = "v2"
 
 
+def _factory_name(value: str) -> str:
+    # Data Factory names are DNS labels (<name>.<region>.datafactory.azure.net), globally unique.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9]", value):
+        raise PydanticCustomError(
+            "rule",
+            "{value} is not a Data Factory name (3-63 letters, digits or '-', starting and "
+            "ending with a letter or digit)",
+            {"value": repr(value)},
+        )
+    if "--" in value:
+        raise PydanticCustomError(
+            "rule",
+            "{value} has consecutive '-' (Data Factory names may not)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+FactoryName = Annotated[str, AfterValidator(_factory_name)]
+
+
+class FactoryRole(StrEnum):
+    """Built-in roles the factory identity may hold on the workspace (see README: the least one
+    that can submit pipeline runs is AzureML Data Scientist; Contributor is the fallback)."""
+
+    DATA_SCIENTIST = "AzureML Data Scientist"
+    CONTRIBUTOR = "Contributor"
+
+    @property
+    def role_id(self) -> str:
+        """The built-in role definition GUID (the same in every subscription)."""
+        return _ROLE_IDS[self]
+
+
+_ROLE_IDS = {
+    FactoryRole.DATA_SCIENTIST: "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    FactoryRole.CONTRIBUTOR: "b24988ac-6180-42a0-ab88-20f7382dd24c",
+}
+
+
 class _Model(BaseModel):
     """Frozen, closed (unknown fields are errors), camelCase config names, snake_case attributes."""
 
@@ -215,6 +260,86 @@ class ImageSettings(_Model):
     )
 
 
+class DataFactorySettings(_Model):
+    """The `dataFactory` key: whether, and with which factory, Azure Data Factory starts the
+    stack's pipelines. Off (`{}`, the project default) unless the stack names a factory::
+
+        azureml-pipelines:dataFactory:
+          name: adf-churn-prod          # create this factory (a global name), or
+          existing: adf-shared          # use this factory (its resource group: resourceGroupName)
+          role: AzureML Data Scientist  # role of the factory identity on the workspace
+          pipelines: [churn-train]      # only these definitions (default: every one that opts in)
+
+    Field defaults live here, not in `Pulumi.yaml`: the key's default there is the empty object
+    (a stack file replaces it whole), and its description states these (a test checks them)."""
+
+    name: FactoryName | None = None
+    """Factory to create."""
+    existing: FactoryName | None = None
+    """Existing factory to use."""
+    resource_group_name: NonEmpty | None = None
+    """Resource group of the existing factory; default: the stack's."""
+    role: FactoryRole = FactoryRole.DATA_SCIENTIST
+    pipelines: tuple[str, ...] | None = None
+    """Definitions ADF runs; default: every one that opts in."""
+
+    @field_validator("existing")
+    @classmethod
+    def _not_both(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("name") is not None:
+            raise PydanticCustomError("rule", "give either name (create) or existing, not both")
+        return value
+
+    @field_validator("resource_group_name")
+    @classmethod
+    def _only_existing(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("existing") is None and "existing" in info.data:
+            raise PydanticCustomError("rule", "only applies to an existing factory (existing:)")
+        return value
+
+    @field_validator("pipelines")
+    @classmethod
+    def _listed_once(cls, pipelines: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Each repetition is reported at its own index, as users count list items.
+        repeated = [
+            InitErrorDetails(
+                type=PydanticCustomError("rule", "{name} is listed twice", {"name": repr(p)}),
+                loc=(index,),
+                input=p,
+            )
+            for index, p in enumerate(pipelines or ())
+            if p in (pipelines or ())[:index]
+        ]
+        if repeated:
+            raise ValidationError.from_exception_data(cls.__name__, repeated)
+        return pipelines
+
+    @model_validator(mode="after")
+    def _named_if_given(self) -> Self:
+        if not self.enabled and self.model_fields_set:
+            raise PydanticCustomError(
+                "rule",
+                "name the factory (name: to create one, existing: to use one) or leave the key "
+                "out to turn Data Factory off",
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the stack uses a Data Factory at all."""
+        return self.factory_name is not None
+
+    @property
+    def factory_name(self) -> str | None:
+        """The factory's name, created or existing."""
+        return self.name or self.existing
+
+
+def _as_written(value: DataFactorySettings, handler: Any, info: Any) -> Any:
+    # Dumped as the user wrote it (only the fields set), so `{}` reads back as `{}`.
+    return value.model_dump(mode=info.mode, by_alias=info.by_alias, exclude_unset=True)
+
+
 class BackendSettings(_Model):
     """The part of the settings the dynamic provider needs (where pipelines are published)."""
 
@@ -252,6 +377,7 @@ class Settings(BackendSettings):
     version_retention: Annotated[int, Field(ge=1)]
     api: Api
     api_previous: PreviousApi
+    data_factory: Annotated[DataFactorySettings, WrapSerializer(_as_written)]
 
     @field_validator("api")
     @classmethod
@@ -358,10 +484,7 @@ def _config_keys(model: type[BaseModel]) -> tuple[str, ...]:
 
 MODEL_KEYS: tuple[str, ...] = _config_keys(Settings)
 """The config keys of the :class:`Settings` model."""
-# Keys with their own model elsewhere: `dataFactory` (infra.data_factory_settings, which imports
-# this module, so it cannot be a field here without an import cycle).
-OTHER_KEYS: tuple[str, ...] = ("dataFactory",)
-KEYS: tuple[str, ...] = MODEL_KEYS + OTHER_KEYS
+KEYS: tuple[str, ...] = MODEL_KEYS
 """Every config key the program reads (a test checks `Pulumi.yaml` declares exactly these)."""
 BACKEND_KEYS: tuple[str, ...] = _config_keys(BackendSettings)
 
@@ -417,8 +540,12 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         parent = _field_at(model, loc[:-1]) if len(loc) > 1 else None
         owner = _nested_model(parent.annotation) if parent else model
-        fields = sorted((f.alias or n) for n, f in (owner or model).model_fields.items())
+        # In declaration order: the order the README and the model's docstring show them.
+        fields = [(f.alias or n) for n, f in (owner or model).model_fields.items()]
         return f"unknown field; allowed fields: {', '.join(fields)}"
+    if kind == "model_type":
+        example = _OBJECT_EXAMPLES.get(loc, "{...}")
+        return f"expected an object such as {example}, found {found!r}"
     if kind == "enum":
         values = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
         return f"{found!r} is not allowed; allowed values: {values}"
@@ -438,6 +565,10 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> str:
         return error["msg"]
     shown = repr(found) if len(repr(found)) <= 60 else repr(found)[:57] + "..."
     return f"{error['msg'][0].lower()}{error['msg'][1:]} (found {shown})"
+
+
+# How an object-valued key looks, for the message when a stack gives something else.
+_OBJECT_EXAMPLES: dict[tuple[int | str, ...], str] = {("dataFactory",): "{name: adf-...}"}
 
 
 def _located(model: type[BaseModel], error: ErrorDetails) -> str:
@@ -463,6 +594,11 @@ def _decoded(
         annotation = model.model_fields[_attribute(model, key)].annotation
         if annotation is str or _is_str_enum(annotation):
             values[key] = text
+            continue
+        if not text.strip() and _nested_model(annotation) is annotation:
+            # An object-valued key set to nothing (`pulumi config set dataFactory ""`) is the
+            # empty object: for `dataFactory`, off.
+            values[key] = {}
             continue
         try:
             values[key] = json.loads(text)
@@ -560,12 +696,46 @@ def parse_settings(
     listing every missing or invalid key.
     """
     settings, problems = _validate(Settings, raw, {"project": project, "stack": stack})
-    problems += _unknown_keys(raw, KEYS)  # keys of OTHER_KEYS are checked by their own model
+    problems += _unknown_keys(raw, KEYS)
     problems += _stack_problems(stack, other_stacks)
     problems += _partial_structure_hint(problems, stack)
     if problems or settings is None:
         raise SettingsError(problems)
     return settings
+
+
+def factory_pipelines(
+    settings: DataFactorySettings, definitions: Sequence[LoadedPipeline]
+) -> tuple[LoadedPipeline, ...]:
+    """The definitions the factory runs: those `dataFactory.pipelines` lists, by default every
+    one whose definition opts in (`data_factory.enabled`); none when the factory is off.
+
+    Raises :class:`SettingsError` for a listed pipeline that does not exist or opts out.
+    """
+    if not settings.enabled:
+        return ()
+    if settings.pipelines is None:
+        return tuple(d for d in definitions if d.spec.data_factory.enabled)
+    by_name = {loaded.spec.name: loaded for loaded in definitions}
+    problems = []
+    for index, pipeline in enumerate(settings.pipelines):
+        where = f"{NAMESPACE}:{format_key_path(('dataFactory', 'pipelines', index))}"
+        loaded = by_name.get(pipeline)
+        if loaded is None:
+            close = difflib.get_close_matches(pipeline, sorted(by_name), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(sorted(by_name)) or "none"
+            problems.append(
+                f"{where}: unknown pipeline {pipeline!r} (known pipelines: {known}){hint}"
+            )
+        elif not loaded.spec.data_factory.enabled:
+            problems.append(
+                f"{where}: pipeline {pipeline!r} opts out of Data Factory in its definition "
+                "(data_factory.enabled: false)"
+            )
+    if problems:
+        raise SettingsError(problems)
+    return tuple(by_name[p] for p in settings.pipelines)
 
 
 def read_settings() -> Settings:

@@ -40,12 +40,12 @@ from pulumi_azure_native import authorization
 from pulumi_azure_native import datafactory as adf
 
 from infra.components.compute import assignment_name, role_definition_id
-from infra.data_factory_settings import DataFactorySettings
 from infra.definitions.loader import LoadedPipeline
 from infra.definitions.model import ParameterType, Recurrence, Schedule
 from infra.definitions.recurrence import effective_recurrence
 from infra.provider.adf_trigger import DataFactoryTrigger, DataFactoryTriggerArgs
 from infra.provider.azureml_v2.plan import BOOL_WORDS
+from infra.settings import DataFactorySettings
 
 # ADF parameter types (`adf.ParameterType` values) of the definition's parameter types. Plain
 # strings: touching any attribute of `adf` at import loads the whole datafactory SDK module

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from infra.data_factory_settings import FactoryRole, parse_data_factory
 from infra.definitions import LoadedPipeline, load_definitions
 from infra.definitions.model import ParameterType
 from infra.definitions.recurrence import effective_recurrence
+from infra.settings import FactoryRole, parse_settings
 from tests.program.mock_program import SUBSCRIPTION_ID, Registration
 from tests.program.pulumi_config import (
     REPO_ROOT,
@@ -50,7 +50,8 @@ def _definitions() -> dict[str, LoadedPipeline]:
 
 
 def _factory_on(stack_file: Path) -> bool:
-    return parse_data_factory(settings_raw(stack_config(stack_file)).get("dataFactory")).enabled
+    raw = settings_raw(stack_config(stack_file))
+    return parse_settings(raw, "azureml-pipelines", stack_name(stack_file)).data_factory.enabled
 
 
 FACTORY_STACKS = [p for p in STACK_FILES if _factory_on(p)]

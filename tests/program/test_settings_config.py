@@ -16,6 +16,7 @@ from infra.settings import (
     Backend,
     BackendSettings,
     ClusterSettings,
+    DataFactorySettings,
     ImageSettings,
     Priority,
     RegistrySku,
@@ -107,6 +108,20 @@ def test_item_defaults_in_the_model_are_the_ones_pulumi_yaml_spells_out(
                 assert alias in item, f"{key} default item does not spell out {alias}"
                 default = field.get_default(call_default_factory=True)
                 assert item[alias] == (dict(default) if isinstance(default, Mapping) else default)
+
+
+def test_data_factory_field_defaults_in_the_model_are_the_ones_pulumi_yaml_states() -> None:
+    # The key's default is {} (off) and a stack file replaces it whole, so its fields keep their
+    # defaults in the model; the description in Pulumi.yaml names every field and states them.
+    description = " ".join(declared_keys()["dataFactory"]["description"].split())
+    for name, field in DataFactorySettings.model_fields.items():
+        alias = field.alias or name
+        assert alias in description, f"dataFactory description does not name {alias}"
+        default = field.get_default()
+        if default is not None:
+            assert f"{alias} (default: {default};" in description, (alias, default)
+    off = parse_settings(defaults(), project="azureml-pipelines", stack="staging").data_factory
+    assert off == DataFactorySettings() and not off.enabled
 
 
 def test_provider_reads_the_same_model_with_pulumi_yaml_defaults_for_missing_keys() -> None:
@@ -398,3 +413,68 @@ def test_a_misspelt_key_is_reported_with_the_key_it_resembles() -> None:
         "azureml-pipelines:colour: unknown key; known keys: " + ", ".join(sorted(KEYS)),
         "azureml-pipelines:versionRetension: unknown key; did you mean versionRetention?",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            {"name": "amlpipe-x-adf", "pipelines": ["a", "b", "a", "a"]},
+            [
+                "azureml-pipelines:dataFactory.pipelines[2]: 'a' is listed twice",
+                "azureml-pipelines:dataFactory.pipelines[3]: 'a' is listed twice",
+            ],
+        ),
+        (
+            {"existing": "adf--shared", "role": "Owner"},
+            [
+                "azureml-pipelines:dataFactory.existing: 'adf--shared' has consecutive '-' "
+                "(Data Factory names may not)",
+                "azureml-pipelines:dataFactory.role: 'Owner' is not allowed; allowed values: "
+                "AzureML Data Scientist, Contributor",
+            ],
+        ),
+        (
+            {"name": "amlpipe-x-adf", "resourceGroupName": "rg-data"},
+            [
+                "azureml-pipelines:dataFactory.resourceGroupName: only applies to an existing "
+                "factory (existing:)"
+            ],
+        ),
+        (
+            ["adf-shared"],
+            [
+                "azureml-pipelines:dataFactory: expected an object such as {name: adf-...}, "
+                "found ['adf-shared']"
+            ],
+        ),
+    ],
+    ids=["listed-twice", "all-at-once", "group-without-existing", "list"],
+)
+def test_data_factory_problems_are_located_under_its_key(
+    value: object, expected: list[str]
+) -> None:
+    assert list(problems_of(with_value("dataFactory", value))) == expected
+
+
+def test_data_factory_problems_come_with_the_other_keys_problems() -> None:
+    raw = with_value("dataFactory", {"name": "a_b"})
+    raw["versionRetention"] = "0"
+    problems = problems_of(raw)
+    assert any(p.startswith("azureml-pipelines:versionRetention: ") for p in problems)
+    assert any(p.startswith("azureml-pipelines:dataFactory.name: 'a_b' is not") for p in problems)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_data_factory_is_off(blank: str) -> None:
+    settings = parse_settings(with_value("dataFactory", blank), "azureml-pipelines", "staging")
+    assert not settings.data_factory.enabled
+
+
+def test_a_data_factory_reads_back_as_written() -> None:
+    raw = with_value("dataFactory", {"name": "amlpipe-x-adf"})
+    settings = parse_settings(raw, "azureml-pipelines", "staging")
+    assert settings.data_factory.factory_name == "amlpipe-x-adf"
+    assert settings.model_dump(mode="json", by_alias=True)["dataFactory"] == {
+        "name": "amlpipe-x-adf"
+    }

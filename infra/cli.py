@@ -51,20 +51,22 @@ def _load(paths: Sequence[Path], known: KnownNames | None = None) -> DefinitionS
 def known_names_of_stack(stack: str, root: Path) -> KnownNames:
     """Cluster names and image keys a stack provides (`Pulumi.yaml` defaults + its stack file).
 
-    Raises ValueError naming the known stacks, or the stack's configuration problems."""
+    The stack's settings are parsed as the program parses them, with the project's other stacks
+    (a stack whose resource names collide with another's is refused). Raises
+    :class:`~infra.settings.SettingsError` with the program's located problems, or ValueError
+    naming the known stacks when there is no such stack file."""
     from infra.definitions.validate import KnownNames
-    from infra.settings import SettingsError, parse_settings
-    from infra.stack_files import project_name, settings_raw, stack_config, stack_files, stack_name
+    from infra.settings import parse_settings
+    from infra.stack_files import project_name, settings_raw, stack_config, stack_names
 
     stack_file = root / f"Pulumi.{stack}.yaml"
+    stacks = stack_names(root)
     if not stack_file.is_file():
-        known = ", ".join(stack_name(p) for p in stack_files(root)) or "none"
-        raise ValueError(f"no stack file {stack_file.name} in {root} (stacks: {known})")
+        raise ValueError(
+            f"no stack file {stack_file.name} in {root} (stacks: {', '.join(stacks) or 'none'})"
+        )
     raw = settings_raw(root, stack_config(root, stack_file))
-    try:
-        settings = parse_settings(raw, project=project_name(root), stack=stack)
-    except SettingsError as exc:
-        raise ValueError(str(exc)) from exc
+    settings = parse_settings(raw, project=project_name(root), stack=stack, other_stacks=stacks)
     return KnownNames(computes=frozenset(settings.cluster_names), images=frozenset(settings.images))
 
 
@@ -86,11 +88,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Validate definitions; print every problem; exit 1 when there is any."""
     known = None
     if args.stack:
-        try:
-            from infra.definitions.loader import find_repo_root
+        from infra.paths import ProjectRootError, project_root
+        from infra.settings import SettingsError
 
-            known = known_names_of_stack(args.stack, find_repo_root(Path.cwd()))
-        except ValueError as exc:
+        try:
+            # The project root as the program finds it: its stack files are the other stacks.
+            known = known_names_of_stack(args.stack, project_root())
+        except SettingsError as exc:
+            # An invalid stack file, reported and exited on as the program does (a RunError).
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        except (ValueError, ProjectRootError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     definitions = _load(args.paths, known)

@@ -746,14 +746,14 @@ def read_settings() -> Settings:
     from pulumi.runtime.config import CONFIG, get_config_env
 
     from infra.paths import project_root
-    from infra.stack_files import stack_files, stack_name
+    from infra.stack_files import stack_names
 
     prefix = f"{NAMESPACE}:"
     # Every key of the namespace (not only the known ones), so a misspelt key is reported.
     present = {k[len(prefix) :] for k in {*CONFIG.get(), *get_config_env()} if k.startswith(prefix)}
     config = pulumi.Config(NAMESPACE)
     raw = {key: value for key in {*KEYS, *present} if (value := config.get(key)) is not None}
-    others = [stack_name(path) for path in stack_files(project_root())]
+    others = stack_names(project_root())
     return parse_settings(raw, pulumi.get_project(), pulumi.get_stack(), others)
 
 

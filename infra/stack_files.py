@@ -49,6 +49,13 @@ def stack_name(path: Path) -> str:
     return path.name[len("Pulumi.") : -len(".yaml")]
 
 
+def stack_names(root: Path) -> list[str]:
+    """The project's stacks: one per `Pulumi.<stack>.yaml` next to `Pulumi.yaml`. The settings
+    refuse a stack whose resource names collide with another's (`parse_settings(other_stacks=)`);
+    the program and `amlpipe validate --stack` both take the other stacks from here."""
+    return [stack_name(path) for path in stack_files(root)]
+
+
 def raw_value(value: Any) -> str:
     """A config value as the CLI passes it to a program."""
     return value if isinstance(value, str) else json.dumps(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -127,6 +128,51 @@ def test_validate_with_a_stack_accepts_names_the_stack_provides(
     monkeypatch.chdir(repo)
 
     assert main(["validate", "--stack", "other", "pipeline_defs"]) == 0
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A process of this checkout's code (not an installed copy) in `cwd`."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_validate_with_a_stack_refuses_a_colliding_stack_name_as_the_program_does(
+    make_repo: Callable[..., Path],
+) -> None:
+    # feature_x and feature-x make the same resource names: the program refuses to run either.
+    repo = _repo_with_stack(make_repo, "config: {}\n")
+    for stack in ("feature_x", "feature-x"):
+        (repo / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    stack_file = repo / "Pulumi.feature_x.yaml"
+
+    program = _run(
+        [str(REPO_ROOT / "tests" / "program" / "mock_program.py"), str(stack_file)], repo
+    )
+    cli = _run(["-m", "infra.cli", "validate", "--stack", "feature_x", "pipeline_defs"], repo)
+
+    message = (
+        "error: invalid stack configuration (1 problem(s)):\n"
+        "  - stack 'feature_x': maps to the same resource names as stack 'feature-x' "
+        "(Pulumi.feature-x.yaml); rename one of them\n"
+    )
+    assert (program.returncode, program.stderr) == (1, message)
+    assert (cli.returncode, cli.stderr, cli.stdout) == (program.returncode, message, "")
+
+
+def test_validate_with_a_stack_accepts_stack_names_that_do_not_collide(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repo_with_stack(make_repo, "config: {}\n")
+    for stack in ("feature-x", "feature-y", "feature-x2"):
+        (repo / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "feature-x", "pipeline_defs"]) == 0
 
 
 def test_validate_with_an_unknown_stack_names_the_known_ones(

@@ -16,6 +16,9 @@ local interpreters (this venv's first on PATH, so the step is a real interpreter
 manager's shim); its floor is the bare interpreter plus that step alone, measured the same way,
 so its difference is the runner's own overhead per run (loading, planning, run folder, logs,
 summary). The Docker executor's overhead is bench/runner_overhead.py's.
+
+`--baseline DIR` adds every `amlpipe` command run from another checkout (e.g. main before a
+change), interleaved with the rest, so before and after are measured side by side.
 """
 
 from __future__ import annotations
@@ -61,11 +64,14 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
 
     # The checkout this script belongs to comes first on the path (as in the tests).
     py = sys.executable
-    cli = [py, "-m", "infra.cli"]
+    # -P: the checkout comes from PYTHONPATH only (not the working directory, which -m would
+    # put first), so a --baseline checkout really runs its own code.
+    cli = [py, "-P", "-m", "infra.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -94,12 +100,19 @@ def main() -> None:
                 ("python -c pass", "python3 -c pass (the step alone)"),
             ),
         }  # fmt: skip
+        envs = {label: env for label in commands}
+        if args.baseline:
+            baseline_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+            for label, command in list(commands.items()):
+                if label.startswith("amlpipe"):
+                    commands[f"{label} (baseline)"] = command
+                    envs[f"{label} (baseline)"] = baseline_env
         samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label in commands}
         for round_index in range(args.repeat + 1):
             for label, (argv, _) in commands.items():
                 if "run" in argv:
                     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-                sample = run_once(argv, env)
+                sample = run_once(argv, envs[label])
                 if round_index:  # round 0 warms caches up
                     samples[label].append(sample)
 
@@ -111,7 +124,10 @@ def main() -> None:
         f"{'command':<38} {'wall s':>7} {'floor s':>8} {'above':>7} {'ratio':>6} "
         f"{'cpu s':>6} {'above':>7} {'peak MB':>8}"
     )
-    for label, (_, floors) in commands.items():
+    # Each command next to its baseline run.
+    order = sorted(commands, key=lambda label: list(commands).index(label.split(" (baseline)")[0]))
+    for label in order:
+        floors = commands[label][1]
         wall, cpu, peak = median(label, 0), median(label, 1), median(label, 2)
         base = sum(median(f, 0) for f in floors)
         cpu_base = sum(median(f, 1) for f in floors)

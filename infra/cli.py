@@ -188,6 +188,8 @@ def cmd_hash(args: argparse.Namespace) -> int:
         # Piped: the same lines and table rich prints there, without loading rich (a third of
         # this command's start-up), and the digest never split at 80 columns.
         print(f"pipeline {pipeline.spec.name}: {digest.digest}")
+        from infra.plaintext import plain_table
+
         print("\n".join(plain_table(HASH_COLUMNS, rows)))
         print("\n".join(images))
         return EXIT_OK
@@ -207,26 +209,6 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 HASH_COLUMNS = ("step", "hash", "code hash", "files", "bytes")
-
-
-def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of a table drawn as rich draws its default table (heavy head, one space of
-    padding, left-aligned) when output is not a terminal, for cells without markup."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def rule(left: str, fill: str, middle: str, right: str) -> str:
-        return left + middle.join(fill * (width + 2) for width in widths) + right
-
-    def line(bar: str, cells: Sequence[str]) -> str:
-        return bar + bar.join(f" {c:<{w}} " for c, w in zip(cells, widths, strict=True)) + bar
-
-    return [
-        rule("┏", "━", "┳", "┓"),
-        line("┃", headers),
-        rule("┡", "━", "╇", "┩"),
-        *(line("│", row) for row in rows),
-        rule("└", "─", "┴", "┘"),
-    ]
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

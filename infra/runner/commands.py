@@ -90,25 +90,25 @@ def _error(err: Console, exc: RunnerError) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline locally; exit 0 on success, 1 when a step failed, 130 when interrupted."""
-    from rich.console import Console
-    from rich.markup import escape
-
     from infra.definitions.loader import load_definitions
+    from infra.plaintext import escape, make_console
     from infra.runner.interrupts import StopSignals
     from infra.runner.run import EXIT_CODES, RunOptions, run_pipeline
 
-    out, err = Console(), Console(stderr=True)
+    # On a pipe, lines are printed as rich prints them there, without loading rich (start-up);
+    # stderr (problems, errors) keeps rich's console: it is not on the path of a run that works.
+    out = make_console()
     definitions = load_definitions([args.defs])
     try:
         loaded = definitions.by_name(args.name)
     except KeyError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc.args[0]))}")
+        _stderr().print(f"[bold red]error:[/] {escape(str(exc.args[0]))}")
         for problem in definitions.errors:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
     if definitions.errors:
         # Problems in other files do not stop this run, but are never hidden (README).
-        err.print(f"[yellow]warning:[/] {len(definitions.errors)} problem(s) in {args.defs}:")
+        _stderr().print(f"[yellow]warning:[/] {len(definitions.errors)} problem(s) in {args.defs}:")
         for problem in definitions.errors:
             print(f"  {problem}", file=sys.stderr)
     options = RunOptions(
@@ -127,14 +127,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = run_pipeline(loaded, options, out, signals)
     except RunnerError as exc:
-        return _error(err, exc)
+        return _error(_stderr(), exc)
     except KeyboardInterrupt:
         # Interrupted before any step started (steps are handled by the scheduler).
-        err.print("interrupted")
+        _stderr().print("interrupted")
         return 130
     finally:
         signals.restore()
     return EXIT_CODES[summary.status]
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _build_args(items: list[str]) -> dict[str, str]:

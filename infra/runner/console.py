@@ -6,14 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
-
+from infra.plaintext import PlainConsole, escape
 from infra.runner.scheduler import Observer, StepState, StepStatus
+
+if TYPE_CHECKING:  # rich loads only on a terminal (or for what only rich prints right)
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
 
 _COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
 _STATUS_STYLE = {
@@ -33,7 +34,7 @@ def _seconds(value: float | None) -> str:
 class ConsoleObserver(Observer):
     """Prints to a rich console; the progress line is live only on a terminal."""
 
-    def __init__(self, console: Console, step_names: list[str]) -> None:
+    def __init__(self, console: Console | PlainConsole, step_names: list[str]) -> None:
         self._console = console
         self._started = time.monotonic()
         width = max(len(name) for name in step_names)
@@ -42,7 +43,10 @@ class ConsoleObserver(Observer):
             for i, name in enumerate(step_names)
         }
         self._live: Live | None = None
-        if console.is_terminal:
+        if not isinstance(console, PlainConsole) and console.is_terminal:
+            from rich.live import Live
+            from rich.text import Text
+
             self._live = Live(Text(""), console=console, transient=True, refresh_per_second=4)
             self._live.start()
 
@@ -76,6 +80,8 @@ class ConsoleObserver(Observer):
 
     def progress(self, states: Mapping[str, StepState]) -> Text:
         """`done 1/3 · running train 4.2s · waiting 1 · elapsed 6.0s`."""
+        from rich.text import Text
+
         finished = [s for s in states.values() if s.status is StepStatus.SUCCEEDED]
         running = [s for s in states.values() if s.status is StepStatus.RUNNING]
         waiting = [s for s in states.values() if s.status is StepStatus.WAITING]
@@ -93,17 +99,28 @@ class ConsoleObserver(Observer):
             self._live = None
 
 
-def print_report(console: Console, states: Mapping[str, StepState], run_dir: str) -> None:
+def print_report(
+    console: Console | PlainConsole, states: Mapping[str, StepState], run_dir: str
+) -> None:
     """Final table; for a failed step also its exit code and last log lines."""
-    table = Table("step", "status", "exit", "duration")
-    for state in states.values():
-        table.add_row(
+    headers = ("step", "status", "exit", "duration")
+    rows = [
+        [
             state.plan.name,
-            Text(state.status.value, style=_STATUS_STYLE[state.status]),
+            state.status.value,
             "-" if state.exit_code is None else str(state.exit_code),
             _seconds(state.duration),
-        )
-    console.print(table)
+        ]
+        for state in states.values()
+    ]
+    if not (isinstance(console, PlainConsole) and console.print_table(headers, rows)):
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(*headers)
+        for state, row in zip(states.values(), rows, strict=True):
+            table.add_row(row[0], Text(row[1], style=_STATUS_STYLE[state.status]), *row[2:])
+        (console.rich() if isinstance(console, PlainConsole) else console).print(table)
     for state in states.values():
         if state.status is StepStatus.FAILED:
             console.print(f"[bold red]step {state.plan.name} failed:[/] {escape(state.message)}")

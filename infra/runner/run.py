@@ -9,14 +9,13 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Literal
 
 from infra.definitions.graph import topological_order, upstream_of
 from infra.definitions.hashing import PipelineDigest, pipeline_digest
 from infra.definitions.loader import LoadedPipeline, find_repo_root
 from infra.definitions.model import ParameterValue
+from infra.plaintext import PlainConsole
 from infra.runner.console import ConsoleObserver, print_report
 from infra.runner.errors import RunnerError
 from infra.runner.executor import Executor, ProcessExecutor
@@ -24,6 +23,9 @@ from infra.runner.interrupts import StopSignals
 from infra.runner.params import resolve_parameters
 from infra.runner.plan import RunLayout, StepPlan, plan_step
 from infra.runner.scheduler import DEFAULT_GRACE_SECONDS, Scheduler, StepState, StepStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 ExecutorName = Literal["docker", "process"]
 RunStatus = Literal["succeeded", "failed", "cancelled"]
@@ -172,8 +174,11 @@ def make_executor(
     from infra.runner.docker_engine import DockerExecutor, connect, default_image, ensure_image
 
     client = connect(options.jobs)
-    image = options.image or default_image(client, context)
-    ensure_image(client, image, context)
+    if options.image:
+        ensure_image(client, options.image, context)
+        image = options.image
+    else:
+        image = default_image(client, context)  # found in the engine (or a RunnerError)
     labels = {"amlpipe.pipeline": loaded.spec.name, "amlpipe.run-dir": str(run_dir)}
     return DockerExecutor(client, image, run_id, labels), image
 
@@ -280,7 +285,7 @@ def _summarize(
 def run_pipeline(
     loaded: LoadedPipeline,
     options: RunOptions,
-    console: Console,
+    console: Console | PlainConsole,
     signals: StopSignals | None = None,
 ) -> RunSummary:
     """Run every step of `loaded`; write and return the run summary.

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from infra.cli import HASH_COLUMNS, main, plain_table
+from infra.cli import HASH_COLUMNS, main
+from infra.plaintext import plain_table
 
 ROWS = [
     ["prep", "97c1c97fe7f7c542", "2b80fee9679c49c9", "1", "2693"],

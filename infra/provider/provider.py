@@ -234,12 +234,26 @@ def _loader(want: EndpointInputs) -> ops.BuildLoader:
     )
 
 
+def _experiment_change(schedule: str, was: str, now: str) -> str:
+    """Why a schedule's experiment cannot change, and what to do instead."""
+    return (
+        f"schedule {schedule!r}: its experiment cannot change from {was!r} to {now!r} (Azure ML "
+        "cannot update a schedule's experiment); rename the schedule in its definition to "
+        "create a new one, or keep the experiment"
+    )
+
+
 class PipelineScheduleProvider(_Provider):
     """A recurring schedule on a pipeline endpoint (follows its default version)."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Validate the known inputs."""
-        return _check(ScheduleInputs, news)
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate the known inputs; refuse an experiment change already at preview."""
+        result = _check(ScheduleInputs, news)
+        was, now = olds.get("experiment"), news.get("experiment")
+        if not result.failures and isinstance(was, str) and isinstance(now, str) and was != now:
+            reason = _experiment_change(str(news.get("name")), was, now)
+            return CheckResult(inputs=news, failures=[CheckFailure("experiment", reason)])
+        return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Recurrence, parameters, description and status update in place; name, target or
@@ -266,12 +280,8 @@ class PipelineScheduleProvider(_Provider):
         """Update recurrence, parameter values, description and status in place."""
         want = ScheduleInputs.model_validate(strip(news))
         was = olds.get("experiment")
-        if was is not None and was != want.experiment:
-            raise BackendError(
-                f"schedule {want.name!r}: its experiment cannot change from {was!r} to "
-                f"{want.experiment!r} (Azure ML cannot update a schedule's experiment); rename "
-                "the schedule in its definition to create a new one, or keep the experiment"
-            )
+        if was is not None and was != want.experiment:  # check refuses it first; kept as a guard
+            raise BackendError(_experiment_change(want.name, was, want.experiment))
         schedule = ops.update_schedule(self.backend(want.workspace()), id_, want)
         return UpdateResult(dump(ScheduleOutputs.of(want, schedule)))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2
 
@@ -310,11 +309,15 @@ def test_changing_only_the_experiment_publishes_nothing_and_the_schedule_says_wh
     plan.reset_counts()
     assert stack.up(ENDPOINT_TYPE, "demo", project.endpoint_inputs()).op == "same"
     assert plan.counts().total_writes == 0
-    # Scheduled runs are filed under it and Azure ML cannot change it on a schedule: refused,
-    # nothing written, the schedule left running as it was
-    with pytest.raises(grpc.RpcError) as raised:
+    # Scheduled runs are filed under it and Azure ML cannot change it on a schedule: refused
+    # already at preview (Check, with the key named), nothing written, the schedule left running
+    with pytest.raises(ValueError) as refused:
+        stack.preview_diff(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id))
+    ((key, reason),) = refused.value.args[0]
+    assert key == "experiment" and "rename the schedule" in reason
+    assert "'demo-exp' to 'other'" in reason
+    with pytest.raises(ValueError, match="rename the schedule"):
         stack.up(SCHEDULE_TYPE, "nightly", project.schedule_inputs(endpoint_id))
-    assert "rename the schedule" in str(raised.value.details())  # type: ignore[attr-defined]
     assert plan.counts().total_writes == 0
     live = backend.get_schedule(schedule_id)
     assert live is not None and live.settings.status is Status.ACTIVE

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.azureml_v2.fake_arm import FakeArm
+from tests.azureml_v2.fake_blob import FakeBlobService
 from tests.azureml_v2.loopback import LoopbackArm, serve
 from tests.azureml_v2.program_engine import REPO_ROOT, copy_project
 from tests.launch.pulumi_cli import Layout, dynamic_provider_command
@@ -57,8 +58,16 @@ def start_host(
 
 @contextmanager
 def loopback(tmp_path: Path, arm: FakeArm | None = None) -> Iterator[LoopbackArm]:
-    """The fake ARM service on loopback for the duration of a test."""
+    """The fake ARM service on loopback for the duration of a test, with the loopback blob
+    service behind its `startPendingUpload` (step code really uploaded by the host)."""
     folder = tmp_path / "tls"
     folder.mkdir(parents=True, exist_ok=True)
-    with serve(arm or FakeArm(), folder) as served:
-        yield served
+    blobs = FakeBlobService().start()
+    try:
+        if arm is None:
+            arm = FakeArm()
+        arm.blobs = blobs
+        with serve(arm, folder) as served:
+            yield served
+    finally:
+        blobs.stop()

@@ -8,8 +8,9 @@ program pickled, and inside the host azure-ai-ml's own MLClient operations with 
 environment settings (cloud metadata URL, App Service managed-identity endpoint, CA bundle; see
 tests/azureml_v2/loopback.py). Stand-in: azure-native's writes of the workspace children
 (EnvironmentVersion, BatchEndpoint, BatchDeployment, Schedule), as PUT/DELETE of the registered
-inputs on the same fake service (see tests/azureml_v2/program_engine.py). Step code is reported
-already uploaded by content hash (the blob upload itself is tested elsewhere).
+inputs on the same fake service (see tests/azureml_v2/program_engine.py). Step code goes up from
+the host, by azure-storage-blob, to the loopback blob service (tests/azureml_v2/fake_blob.py)
+behind the fake's `startPendingUpload`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,14 @@ def _by_name(run: ProgramRun, typ: str) -> dict[str, Any]:
 
 def _leaks(text: str, served: LoopbackArm) -> list[str]:
     values = {**SECRETS, "IDENTITY_HEADER": served.identity_header, "token": served.token}
+    assert served.arm.blobs is not None
+    values |= {f"SAS of {c}": sig for c, sig in served.arm.blobs.signatures.items()}
     return [name for name, value in values.items() if value in text]
+
+
+def _uploaded_files(served: LoopbackArm) -> int:
+    assert served.arm.blobs is not None
+    return sum(len(blobs) for blobs in served.arm.blobs.containers.values())
 
 
 def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
@@ -111,6 +119,14 @@ def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
                 inputs = switch.inputs
                 assert _default_of(arm, inputs["endpoint"]) == inputs["deployment"]
                 assert engine.state[switch.urn].outputs["kept"] == [inputs["deployment"]]
+            # Each step's code folder went up once, from the host, over the blob service.
+            step_folders = {
+                (c.inputs["code_root"], node)
+                for c in run.of_type(COMPONENT)
+                for node in c.inputs["steps"]
+            }
+            assert len(arm.blobs.containers) == len(step_folders)  # type: ignore[union-attr]
+            uploaded = _uploaded_files(served)
             components_before = _components(arm)
             assert len(components_before) == sum(
                 len(c.inputs["steps"]) + 1 for c in run.of_type(COMPONENT)
@@ -121,7 +137,7 @@ def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
             again = run_program(project, "v2", V2_TEXT)
             arm.requests.clear()
             assert {o.op for o in engine.up(again)} == {"same"}
-            assert arm.writes() == []
+            assert arm.writes() == [] and _uploaded_files(served) == uploaded
 
             # one script of churn-train changed: the preview says what, the up creates one step
             # version and one pipeline version and switches that endpoint only
@@ -159,6 +175,11 @@ def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
             kept = engine.state[churn_default.urn].outputs["kept"]
             assert kept[0] == switch_inputs["deployment"] and len(kept) == 2
             assert not [p for _, p in arm.writes() if "sales" in p]
+            # Only the changed folder went up again (one new container with the train folder).
+            assert len(arm.blobs.containers) == len(step_folders) + 1  # type: ignore[union-attr]
+            train_folder = project / "pipeline_defs/churn-train/steps/train"
+            train_files = [p for p in train_folder.rglob("*") if p.is_file()]
+            assert _uploaded_files(served) == uploaded + len(train_files)
             assert all(op == "same" for urn, op in ops if "sales-report" in urn)
         finally:
             host.close()

@@ -174,3 +174,29 @@ def test_the_switch_never_deletes_another_stacks_deployment() -> None:
     outs = provider.create(inputs).outs
     assert outs["previous"] == "vx" and outs["kept"] == ["vn"]
     assert f"{endpoint}/deployments/vx" in arm.objects  # not ours: left alone
+
+
+def test_refresh_reads_a_switch_whose_endpoint_is_gone_as_gone_and_reports_a_moved_default() -> (
+    None
+):
+    endpoint = "/batchEndpoints/churn-ep"
+    arm = FakeArm(objects={endpoint: {"location": "westeurope", "properties": {}}})
+    provider = DefaultDeploymentProvider(_factory(arm))
+    inputs = {**WS, "endpoint": "churn-ep", "deployment": "va", "version_retention": 2}
+    outs = {**inputs, "owner": "proj/dev", "kept": ["va"], "previous": ""}
+    # No default on the endpoint (reset out of band): read as '', so the next up switches again.
+    read = provider.read("churn-ep/default", outs)
+    assert (read.id, read.outs["deployment"]) == ("churn-ep/default", "")
+    assert provider.diff("churn-ep/default", read.outs, {**outs}).changes is True
+    del arm.objects[endpoint]
+    assert provider.read("churn-ep/default", outs).id == ""
+    assert arm.writes() == [] and arm.unexpected == []
+
+
+def test_refresh_reads_a_deleted_component_version_as_gone(churn_inputs: dict[str, Any]) -> None:
+    arm = FakeArm()
+    provider = PipelineComponentProvider(_factory(arm))
+    outs = provider.create(churn_inputs).outs
+    assert provider.read(outs["component_id"], outs).id == outs["component_id"]
+    del arm.objects[f"/components/churn_train/versions/{churn_inputs['version']}"]
+    assert provider.read(outs["component_id"], outs).id == ""

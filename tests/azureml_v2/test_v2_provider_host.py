@@ -193,6 +193,29 @@ def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
             assert refreshed and set(refreshed.values()) == {"same"}
             assert arm.writes() == []
 
+            # Out of band: churn-train's default moved by hand, sales-report's pipeline
+            # component version deleted. Refresh sees both; the next up repairs both and prunes
+            # none of the deployments this stack keeps.
+            churn_endpoint = f"/batchEndpoints/{switch_inputs['endpoint']}"
+            arm.objects[churn_endpoint]["properties"]["defaults"] = {"deploymentName": "by-hand"}
+            sales = _by_name(changed, COMPONENT)["pipelines-v2-sales-report-component"]
+            sales_path = f"/components/sales_report/versions/{sales.inputs['version']}"
+            del arm.objects[sales_path]
+            refreshed = engine.refresh()
+            assert refreshed[churn_default.urn] == "changed"
+            assert refreshed[sales.urn] == "gone" and sales.urn not in engine.state
+            assert {v for u, v in refreshed.items() if u not in (churn_default.urn, sales.urn)} == {
+                "same"
+            }
+            deployments = {p for p in arm.objects if "/deployments/" in p}
+            repaired = {o.urn: o.op for o in engine.up(changed)}
+            assert repaired[churn_default.urn] == "update" and repaired[sales.urn] == "create"
+            assert _default_of(arm, switch_inputs["endpoint"]) == switch_inputs["deployment"]
+            assert engine.state[churn_default.urn].outputs["kept"] == kept
+            assert {p for p in arm.objects if "/deployments/" in p} == deployments
+            assert sales_path in arm.objects
+            assert set(engine.refresh().values()) == {"same"}
+
             # nothing leaked: pickled providers, state inputs and outputs, what the service got
             for res in engine.state.values():
                 text = json.dumps([res.inputs, res.outputs], default=str)

@@ -1,4 +1,6 @@
-"""Credentials in the environment never reach the pickled provider, the inputs or the outputs."""
+"""Credentials in the environment never reach the pickled provider, the inputs or the outputs
+(v1 here; the v2 providers' state and requests through the host in
+tests/azureml_v2/test_v2_provider_host.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from infra.provider.azureml_v2.dynamic import DefaultDeploymentProvider, PipelineComponentProvider
 from infra.provider.provider import PipelineEndpointProvider, PipelineScheduleProvider
 from tests.provider.grpc_host import ENDPOINT_TYPE, PROVIDERS, SCHEDULE_TYPE, ProviderHost, Stack
 from tests.provider.provider_fixtures import STORE, Project
@@ -33,7 +36,13 @@ def test_no_credential_in_pickled_provider_inputs_or_outputs(
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     # The provider as the program pickles it, with credentials in the environment.
-    for provider in (PipelineEndpointProvider(), PipelineScheduleProvider()):
+    providers = (
+        PipelineEndpointProvider(),
+        PipelineScheduleProvider(),
+        PipelineComponentProvider(),
+        DefaultDeploymentProvider(),
+    )
+    for provider in providers:
         pickled = base64.b64decode(serialize_provider(provider))
         assert not _leaks(pickled.decode("latin-1"))
 

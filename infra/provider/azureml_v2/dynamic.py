@@ -183,7 +183,12 @@ class PipelineComponentProvider(_V2Provider):
         self.service(outs).archive_component(outs.component, outs.version)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """The recorded state (component versions are immutable: nothing drifts)."""
+        """The recorded state while the pipeline component version exists (versions are
+        immutable: nothing else can drift); gone from the workspace, the resource is read as
+        gone, so the next `up` registers it again."""
+        outs = ComponentInputs.model_validate(_strip(props))
+        if not self.service(outs).component_exists(outs.component, outs.version):
+            return ReadResult(id_="", outs={})
         return ReadResult(id_=id_, outs=props)
 
 
@@ -208,7 +213,11 @@ class DefaultDeploymentProvider(_V2Provider):
         service = self.service(props)
         previous = service.set_default(props.endpoint, props.deployment)
         history = [props.deployment, *(d for d in kept_before if d != props.deployment)]
-        if previous and previous not in history:
+        # A default found on the endpoint joins the history only when the switch is created
+        # (it may be a version to keep for rollback). Later, a default we did not promote was
+        # set out of band: switching back must not count it against the retention, which
+        # would prune one of the versions this stack keeps.
+        if previous and previous not in history and not kept_before:
             history.insert(1, previous)
         for dropped in history[props.version_retention :]:
             service.delete_deployment(props.endpoint, dropped, props.owner)
@@ -232,8 +241,13 @@ class DefaultDeploymentProvider(_V2Provider):
         """Nothing to undo: the switch owns no object (the endpoint is azure-native's)."""
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """The recorded state."""
-        return ReadResult(id_=id_, outs=props)
+        """The endpoint's live default as `deployment`: moved out of band, the next `up` sees a
+        change and switches it back. The endpoint gone, the switch is gone too."""
+        outs = DefaultOutputs.model_validate(_strip(props))
+        live = self.service(outs).default_deployment(outs.endpoint)
+        if live is None:
+            return ReadResult(id_="", outs={})
+        return ReadResult(id_=id_, outs={**props, "deployment": live})
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,18 @@ class V2Service:
         except _not_found():
             return None
 
+    def component_exists(self, name: str, version: str) -> bool:
+        """Whether a component version is registered (an archived one counts)."""
+        return self._existing_component(name, version) is not None
+
+    def default_deployment(self, endpoint: str) -> str | None:
+        """The endpoint's default deployment ('' when none), None when the endpoint is gone."""
+        try:
+            current = self.client.batch_endpoints.get(endpoint)
+        except _not_found():
+            return None
+        return _default_of(current)
+
     def register(self, plan: PipelinePlan, environments: Mapping[str, str]) -> Registered:
         """Make sure every step component and the pipeline component of `plan` exist, creating
         only the missing versions (step code is uploaded by azure-ai-ml as it creates them).

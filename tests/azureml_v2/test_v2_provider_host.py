@@ -225,6 +225,21 @@ def test_preview_up_noop_one_script_change_refresh_and_destroy_through_the_host(
                     assert not _leaks(base64.b64decode(provider).decode("latin-1"), served)
             assert not _leaks(json.dumps(arm.objects), served)
 
+            # A preview of an image change: the new digest is unknown until the image is pushed,
+            # so every component's version is unknown: Diff with unknowns says replace, the
+            # switches an update (their new deployments do not exist yet), and nothing is written.
+            requirements = project / "docker" / "requirements.txt"
+            requirements.write_text(requirements.read_text("utf-8") + "\n# rebuilt\n", "utf-8")
+            rebuilt = run_program(project, "v2", V2_TEXT)
+            arm.requests.clear()
+            plan = engine.preview(rebuilt)
+            assert arm.writes() == []
+            for component in rebuilt.of_type(COMPONENT):
+                kind, diff = plan[component.urn]
+                assert kind == "replace" and "version" in diff.replaces
+            for switch in rebuilt.of_type(DEFAULT):
+                assert plan[switch.urn][0] == "update"
+
             # destroy: component versions archived, schedules and endpoints deleted
             engine.destroy()
             assert engine.state == {}

@@ -40,6 +40,9 @@ STATE_WAIT_SECONDS = 120.0
 
 
 def _transient(exc: BaseException) -> bool:
+    # The one error classified by its text: ADF answers this transient state with the generic
+    # code BadRequest (HTTP 400), which also means "your request is wrong" and must not be
+    # retried; only the message tells them apart (Azure/Azure-DataFactory#612).
     return isinstance(exc, TriggerError) and "during provisioning" in str(exc)
 
 

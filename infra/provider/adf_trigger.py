@@ -175,6 +175,12 @@ def delete(port: TriggerPort, ref: TriggerRef) -> None:
 # -- provider -----------------------------------------------------------------------------------
 
 
+def _diff(changes: bool, replaces: list[str]) -> DiffResult:
+    # A replacement is always another ARM object (another factory, group or trigger name), so
+    # it can be created before the old one is deleted. The engine ignores `stables`.
+    return DiffResult(changes=changes, replaces=replaces, stables=[], delete_before_replace=False)
+
+
 class DataFactoryTriggerProvider(ResourceProvider):
     """Dynamic provider of :class:`DataFactoryTrigger` (stateless: ports made in the host)."""
 
@@ -214,33 +220,33 @@ class DataFactoryTriggerProvider(ResourceProvider):
         """Validate the known inputs."""
         props = strip(news)
         if unknown_keys(props):
-            return CheckResult(news, [])
+            return CheckResult(inputs=news, failures=[])
         try:
             TriggerInputs.model_validate(props)
         except ValidationError as exc:
-            return CheckResult(
-                news,
-                [CheckFailure(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()],
-            )
-        return CheckResult(news, [])
+            failures = [
+                CheckFailure(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()
+            ]
+            return CheckResult(inputs=news, failures=failures)
+        return CheckResult(inputs=news, failures=[])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Changed properties, owner or started state (refresh may have read drift); location or
         name replace."""
         replaces = [k for k in TRIGGER_REPLACE_KEYS if olds.get(k) != news.get(k)]
         if unknown_keys(strip(news)):  # preview: unknown values may change anything
-            return DiffResult(True, replaces, [], False)
+            return _diff(True, replaces)
         want = TriggerInputs.model_validate(strip(news))
         try:
             old = TriggerOutputs.model_validate(strip(olds))
         except ValidationError:  # a state this provider did not write: rewrite it
-            return DiffResult(True, replaces, [], False)
+            return _diff(True, replaces)
         changed = (
             normalize(old.properties) != want.body()
             or old.started != want.started
             or old.owner != want.owner
         )
-        return DiffResult(changed or bool(replaces), replaces, [], False)
+        return _diff(changed or bool(replaces), replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Write the trigger and start it if asked."""

@@ -137,7 +137,7 @@ class PipelineComponentProvider(_V2Provider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Inputs pass as they are (the program built them from a validated definition)."""
-        return CheckResult(news, [])
+        return CheckResult(inputs=news, failures=[])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Any change of name, version or workspace replaces; the rest is informative."""
@@ -199,7 +199,7 @@ class DefaultDeploymentProvider(_V2Provider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Inputs pass as they are."""
-        return CheckResult(news, [])
+        return CheckResult(inputs=news, failures=[])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new deployment or retention is an update; another endpoint a replacement."""

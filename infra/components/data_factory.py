@@ -117,7 +117,8 @@ class DataFactoryArgs:
     workspace_name: pulumi.Input[str]
     workspace_id: pulumi.Input[str]
     tags: Mapping[str, str]
-    schedules_enabled: bool = True
+    schedules_enabled: bool
+    """The stack's `schedulesEnabled`: ADF triggers start only where schedules run."""
 
 
 class DataFactory(pulumi.ComponentResource):
@@ -239,9 +240,9 @@ class DataFactory(pulumi.ComponentResource):
         ).apply(dict)
         self.register_outputs(
             {
-                "factory_name": self.factory_name,
-                "principal_id": self.principal_id,
-                "pipeline_names": self.pipeline_names,
+                "factoryName": self.factory_name,
+                "principalId": self.principal_id,
+                "pipelineNames": self.pipeline_names,
             }
         )
 

@@ -73,10 +73,11 @@ class PipelinesV2Args:
     """What makes endpoint names unique in the region (prefix, stack, subscription)."""
     owner: str
     """This stack's mark on the deployments it creates (only those are ever pruned)."""
-    schedules_enabled: bool = True
+    schedules_enabled: bool
     """The stack switch (false on dev) and the cut-over switch combined by the program."""
-    version_retention: int = 2
-    tags: Mapping[str, str] = field(default_factory=dict)
+    version_retention: int
+    """Deployments kept per endpoint (`versionRetention`; its default lives in Pulumi.yaml)."""
+    tags: Mapping[str, str]
     depends_on: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
     """Resources the pipelines need beyond their inputs (the compute clusters)."""
     schedules_after: tuple[pulumi.Resource, ...] = field(default_factory=tuple)

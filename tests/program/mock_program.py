@@ -354,6 +354,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
         self.project = project
         self.registrations: list[Registration] = []
         self.calls: list[str] = []
+        self.component_outputs: dict[str, list[str]] = {}
+        """Component URN -> the keys of the outputs it registered (`register_outputs`)."""
         # The SDK registers from a thread pool; each thread's registration is answered on that
         # same thread (see RecordingMonitor), so the last answer is kept per thread.
         self._answers = threading.local()
@@ -451,6 +453,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         )
         return response
 
+    def RegisterResourceOutputs(self, request: resource_pb2.RegisterResourceOutputsRequest) -> Any:
+        # Only the keys are recorded (the values are the component's attributes, checked
+        # through its children); read from the request's Struct, not decoded.
+        if request.urn.split("::")[2] != STACK_TYPE:
+            self.recording.component_outputs[request.urn] = sorted(request.outputs.fields)
+        return super().RegisterResourceOutputs(request)
+
 
 @dataclass
 class ProgramRun:
@@ -464,6 +473,8 @@ class ProgramRun:
     azureml_modules: list[str]
     seconds: float
     azure_native_services: list[str] = field(default_factory=list)
+    component_outputs: dict[str, list[str]] = field(default_factory=dict)
+    """Component URN -> keys of the outputs it registered."""
 
 
 def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
@@ -507,7 +518,15 @@ def run_program(stack_file: Path, main: Path = MAIN) -> ProgramRun:
         }
     )
     return ProgramRun(
-        stack, config, mocks.registrations, mocks.calls, exports or {}, loaded, seconds, services
+        stack,
+        config,
+        mocks.registrations,
+        mocks.calls,
+        exports or {},
+        loaded,
+        seconds,
+        services,
+        mocks.component_outputs,
     )
 
 

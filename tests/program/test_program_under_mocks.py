@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -71,6 +72,7 @@ class Run:
     exports: dict[str, Any]
     azureml_modules: list[str]
     azure_native_services: list[str] = field(default_factory=list)
+    component_outputs: dict[str, list[str]] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == typ]
@@ -112,6 +114,7 @@ def run_stack(stack_file: Path) -> Run:
         exports=record["exports"],
         azureml_modules=record["azureml_modules"],
         azure_native_services=record["azure_native_services"],
+        component_outputs=record["component_outputs"],
     )
 
 
@@ -357,6 +360,17 @@ def test_children_are_parented_and_named_after_their_component(run: Run) -> None
             parent = components.get(registration.parent)
             assert parent is not None, f"{registration.type} {registration.name} has no component"
             assert registration.name.startswith(f"{parent.name}-")
+
+
+def test_every_component_registers_its_outputs_in_one_key_style(run: Run) -> None:
+    # register_outputs last, keys camelCase like the stack outputs (state and `pulumi stack
+    # --show-urns` show them; a mix of styles was one of issue 9's findings).
+    components = {r.urn: r for r in run.registrations if not r.custom}
+    assert set(run.component_outputs) == set(components)
+    for urn, keys in run.component_outputs.items():
+        assert keys, f"{components[urn].type} registers no outputs"
+        odd = [k for k in keys if not re.fullmatch(r"[a-z][a-zA-Z0-9]*", k)]
+        assert odd == [], f"{components[urn].type}: {odd}"
 
 
 def test_image_is_tagged_by_context_hash_and_pushed_without_credentials(run: Run) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
+import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from infra import components
 from infra.settings import (
     KEYS,
     MODEL_KEYS,
@@ -122,6 +126,26 @@ def test_data_factory_field_defaults_in_the_model_are_the_ones_pulumi_yaml_state
             assert f"{alias} (default: {default};" in description, (alias, default)
     off = parse_settings(defaults(), project="azureml-pipelines", stack="staging").data_factory
     assert off == DataFactorySettings() and not off.enabled
+
+
+def test_component_args_repeat_no_settings_default() -> None:
+    # A value the program takes from the settings has its default in Pulumi.yaml only: an Args
+    # field of the same name with its own default would silently stand in when it is not passed.
+    repeated = []
+    for module in pkgutil.iter_modules(components.__path__):
+        loaded = importlib.import_module(f"{components.__name__}.{module.name}")
+        for obj in vars(loaded).values():
+            if dataclasses.is_dataclass(obj) and obj.__module__ == loaded.__name__:
+                repeated += [
+                    f"{obj.__name__}.{f.name}"
+                    for f in dataclasses.fields(obj)
+                    if f.name in Settings.model_fields
+                    and (
+                        f.default is not dataclasses.MISSING
+                        or f.default_factory is not dataclasses.MISSING
+                    )
+                ]
+    assert repeated == []
 
 
 def test_provider_reads_the_same_model_with_pulumi_yaml_defaults_for_missing_keys() -> None:

@@ -16,11 +16,12 @@ resource options (protect, replaceOnChanges, deleteBeforeReplace, ignoreChanges,
 that the tests check (a known gap: pulumi/pulumi#8342, #14421). Those travel in the engine's
 `RegisterResourceRequest`. The harness therefore passes its own monitor through the public
 `monitor=` parameter of `pulumi.runtime.set_mocks` (typed `MockMonitor`), and that monitor reads
-only the public gRPC contract: the fields of `resource_pb2.RegisterResourceRequest` and the URN
-of the response. Inputs, id and outputs are not decoded from the wire; they are taken from what
-`new_resource` received (already deserialized by the SDK) and answered, joined per call: the SDK
-answers a registration on the thread that made it, and the join checks type and name, so if that
-ever changes the run fails loudly instead of recording blanks. No private SDK state (the monitor's
+only the public gRPC contract: the fields of `resource_pb2.RegisterResourceRequest`, the URN of
+the response and the output keys of a `RegisterResourceOutputsRequest`. Inputs, id and outputs
+are not decoded from the wire; they are taken from what `new_resource` received (already
+deserialized by the SDK) and answered, joined per call: the SDK answers a registration on the
+thread that made it, and the join checks type and name, so if that ever changes the run fails
+loudly instead of recording blanks. No private SDK state (the monitor's
 `resources` map) and no `pulumi.runtime.rpc` calls are used; `tests/program/
 test_recording_mocks.py` runs a probe program with a known child, explicit and implicit
 dependencies and every option, and fails if the recording stops seeing any of them.

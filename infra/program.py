@@ -21,6 +21,8 @@ ADF pipeline name of each definition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 from pulumi_azure_native import authorization
 
@@ -145,7 +147,7 @@ def compose() -> None:
     # Image key -> pushed reference with digest: what the pipeline resources run their steps in.
     image_refs = {key: image.ref for key, image in images.items()}
 
-    def publish_v1(schedules_run: bool, after: tuple[pulumi.Resource, ...]) -> Pipelines:
+    def publish_v1(schedules_run: bool, after: Mapping[str, pulumi.Resource]) -> Pipelines:
         return Pipelines(
             "pipelines",
             PipelinesArgs(
@@ -170,7 +172,7 @@ def compose() -> None:
             ),
         )
 
-    def publish_v2(schedules_run: bool, after: tuple[pulumi.Resource, ...]) -> PipelinesV2:
+    def publish_v2(schedules_run: bool, after: Mapping[str, pulumi.Resource]) -> PipelinesV2:
         return PipelinesV2(
             "pipelines-v2",
             PipelinesV2Args(
@@ -194,18 +196,19 @@ def compose() -> None:
         )
 
     # The active API first. During a cut-over (apiPrevious set) the retiring API keeps its
-    # endpoints, and its schedules are paused only after (depends_on) the active API's schedules
-    # exist: at no point are neither running. See the README, "Azure ML v1 or v2".
+    # endpoints, and each of its schedules is paused only after (depends_on) the active API's
+    # schedule of the same name exists: at no point does neither run, and the moment both do is
+    # that pair's own writes. See the README, "Azure ML v1 or v2".
     v1: Pipelines | None = None
     v2: PipelinesV2 | None = None
     if settings.api is Api.V1:
-        v1 = publish_v1(True, ())
+        v1 = publish_v1(True, {})
         if Api.V2 in settings.apis:
-            v2 = publish_v2(False, tuple(v1.schedules.values()))
+            v2 = publish_v2(False, v1.schedules)
     else:
-        v2 = publish_v2(True, ())
+        v2 = publish_v2(True, {})
         if Api.V1 in settings.apis:
-            v1 = publish_v1(False, tuple(v2.schedules.values()))
+            v1 = publish_v1(False, v2.schedules)
     urls = {Api.V1: v1.rest_urls if v1 else None, Api.V2: v2.rest_urls if v2 else None}
 
     pulumi.export("resourceGroupName", workspace.resource_group_name)

@@ -224,9 +224,10 @@ class PipelinesArgs:
     """The owning stack recorded on everything published; None: this Pulumi project and stack."""
     adopt_existing: frozenset[str] = frozenset()
     """Pipeline names whose existing endpoint of the same name is taken over."""
-    schedules_after: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
-    """Resources the schedules are created or changed after (the other API's schedules during a
-    cut-over, so a pause always follows the creation of what replaces it)."""
+    schedules_after: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """Schedule name -> the resource that schedule is created or changed after: during a
+    cut-over, the other API's schedule of the same name, so each pause follows the creation of
+    what replaces it (and waits for nothing else: the overlap stays that pair's own writes)."""
 
 
 class Pipelines(pulumi.ComponentResource):
@@ -258,9 +259,6 @@ class Pipelines(pulumi.ComponentResource):
             adopt_existing=args.adopt_existing,
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        schedule_opts = pulumi.ResourceOptions(
-            parent=self, depends_on=[*args.depends_on, *args.schedules_after]
-        )
         self.endpoints = {}
         self.schedules = {}
         # Code-tree digests by folder, shared by every pipeline: each tree is read once.
@@ -284,12 +282,17 @@ class Pipelines(pulumi.ComponentResource):
             )
             self.endpoints[spec.name] = endpoint
             for schedule in spec.schedules:
-                schedule_resource = PipelineSchedule(
-                    f"{name}-{schedule_name(spec, schedule)}",
+                key = schedule_name(spec, schedule)
+                replaced = args.schedules_after.get(key)
+                schedule_opts = pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*args.depends_on, *([replaced] if replaced else [])],
+                )
+                self.schedules[key] = PipelineSchedule(
+                    f"{name}-{key}",
                     schedule_args(spec, schedule, placement, endpoint.id, args.schedules_enabled),
                     schedule_opts,
                 )
-                self.schedules[schedule_name(spec, schedule)] = schedule_resource
         self.rest_urls = pulumi.Output.all(
             **{key: e.rest_url for key, e in self.endpoints.items()}
         ).apply(dict)

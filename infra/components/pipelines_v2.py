@@ -80,9 +80,10 @@ class PipelinesV2Args:
     tags: Mapping[str, str]
     depends_on: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
     """Resources the pipelines need beyond their inputs (the compute clusters)."""
-    schedules_after: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
-    """Resources the schedules are created or changed after (the other API's schedules during
-    a cut-over, so a pause always follows the creation of what replaces it)."""
+    schedules_after: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """Schedule name -> the resource that schedule is created or changed after: during a
+    cut-over, the other API's schedule of the same name, so each pause follows the creation of
+    what replaces it (and waits for nothing else: the overlap stays that pair's own writes)."""
 
 
 def environment_version(ref: str) -> str:
@@ -247,8 +248,13 @@ class PipelinesV2(pulumi.ComponentResource):
         for schedule in spec.schedules:
             key = schedule_name(spec, schedule)
             self.schedules[key] = self._schedule(
-                key, loaded, schedule, component, [default, *args.schedules_after], opts
+                key, loaded, schedule, component, [default, *self._replaced(key)], opts
             )
+
+    def _replaced(self, key: str) -> list[pulumi.Resource]:
+        """The other API's schedule `key` replaces during a cut-over (none otherwise)."""
+        replaced = self._args.schedules_after.get(key)
+        return [replaced] if replaced is not None else []
 
     def _schedule(
         self,

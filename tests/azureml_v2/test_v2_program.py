@@ -224,9 +224,11 @@ def test_cut_over_to_v2_pauses_v1_schedules_only_after_the_v2_ones_exist() -> No
     v1_schedules = run.of_type(V1_SCHEDULE)
     assert v2_schedules and v1_schedules
     definitions = {schedule_name(d.spec, s): s for d in _definitions() for s in d.spec.schedules}
+    v2_by_name = {s.inputs["name"]: s.urn for s in run.of_type(ML + "Schedule")}
     for v1 in v1_schedules:
         assert v1.inputs["enabled"] is False  # paused ...
-        assert v2_schedules <= set(v1.dependencies)  # ... after every v2 schedule exists
+        # ... after the v2 schedule that replaces it exists, and waiting for no other one
+        assert set(v1.dependencies) & v2_schedules == {v2_by_name[v1.inputs["name"]]}
     for v2 in run.of_type(ML + "Schedule"):
         assert v2.inputs["properties"]["isEnabled"] is definitions[v2.inputs["name"]].enabled
     # Both REST URLs during the cut-over; v1 endpoints stay reachable.
@@ -243,9 +245,10 @@ def test_switching_back_to_v1_pauses_v2_schedules_after_the_v1_ones() -> None:
     definitions = {schedule_name(d.spec, s): s for d in _definitions() for s in d.spec.schedules}
     for v1 in run.of_type(V1_SCHEDULE):
         assert v1.inputs["enabled"] is definitions[v1.inputs["name"]].enabled
+    v1_by_name = {s.inputs["name"]: s.urn for s in run.of_type(V1_SCHEDULE)}
     for v2 in run.of_type(ML + "Schedule"):
         assert v2.inputs["properties"]["isEnabled"] is False
-        assert v1_schedules <= set(v2.dependencies)
+        assert set(v2.dependencies) & v1_schedules == {v1_by_name[v2.inputs["name"]]}
     assert all("api.azureml.ms" in u for u in run.exports["pipelineEndpoints"].values())
 
 

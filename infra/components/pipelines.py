@@ -263,17 +263,23 @@ class Pipelines(pulumi.ComponentResource):
         self.schedules = {}
         # Code-tree digests by folder, shared by every pipeline: each tree is read once.
         trees: dict[Path, TreeDigest] = {}
+        # The references of a set of images, and their `images` input, shared by the pipelines
+        # that run in that set: every Output costs the runtime several tasks until the end.
+        image_sets: dict[tuple[str, ...], tuple[pulumi.Output[dict[str, str]], ...]] = {}
         for loaded in args.definitions:
             steps = step_digests(loaded, trees)
             spec = loaded.spec
-            used = sorted({spec.step_image(s) for s in spec.steps})
-            refs = pulumi.Output.all(**{key: args.image_refs[key] for key in used})
+            used = tuple(sorted({spec.step_image(s) for s in spec.steps}))
+            if used not in image_sets:
+                refs = pulumi.Output.all(**{key: args.image_refs[key] for key in used})
+                image_sets[used] = (refs, refs.apply(dict))
+            refs, images = image_sets[used]
             endpoint = PipelineEndpoint(
                 f"{name}-{spec.name}",
                 endpoint_args(
                     loaded,
                     placement,
-                    images=refs.apply(dict),
+                    images=images,
                     content_hash=_content_hash(loaded, refs, steps),
                     registry_identities=args.cluster_identities,
                     steps=steps,

@@ -1,14 +1,16 @@
 """Cost of evaluating the Pulumi program under mocks, next to the bare import floor.
 
-Prints figures; asserts nothing. Usage: `.venv/bin/python bench/program_eval.py [--repeat N]
-[--stack dev] [--sizes 1,10,100,500]`.
+Prints figures; asserts nothing. Usage: `.venv/bin/python -m bench.program_eval [--repeat N]
+[--stack dev] [--sizes 1,10,100,500] [--against DIR]`.
 
 Each measurement is a fresh interpreter (what `pulumi preview` pays on every run), repeated N
 times, medians reported:
 
-- floor: `import pulumi` plus the `pulumi_azure_native` submodules the program imports (read from
-  the program's own import statements, so the list stays true), each actually loaded (they are
-  lazy modules); also shown with `pulumi_docker_build`, the program's other SDK;
+- floor: `import pulumi` plus the `pulumi_azure_native` submodules the program loads for the stack
+  (found by running it once and looking at what it loaded: they are lazy modules, and a stack
+  without a Data Factory never loads `datafactory`, the largest), each actually loaded; also
+  shown with `pulumi_docker_build`, the program's other SDK, and with every submodule the
+  program imports for any stack (read from its import statements);
 - program: tests/program/mock_program.py running the real program (`__main__.py`) for a stack
   file under the recording mocks (settings, names, context hash of docker/, every resource
   registration); "eval" is the part after the harness's own imports, as timed inside the process.
@@ -16,6 +18,10 @@ times, medians reported:
 - the same program with the samples cloned to each of `--sizes` pipelines (code folders copied,
   names made unique, `pipelineDefs` pointed at them through a copy of the stack file), so growth
   with the number of pipelines shows next to the floor.
+
+`--against DIR` runs the same clones through another checkout of the project too (its own
+program and harness, e.g. a worktree of main before a change), interleaved with this one, and
+prints its rows and the CPU ratio of this checkout to it: a before/after in one run.
 
 Wall time, CPU time (user + system) and peak RSS (ru_maxrss) of each child are measured side by
 side in one run; the ratios to the floor are the figures to compare, since absolute timings on
@@ -58,6 +64,45 @@ class Sample:
     stdout: str
 
 
+# Runs the harness and reports, on exit, the azure-native submodules it actually loaded (a loaded
+# submodule has modules of its own in sys.modules; an untouched one is a lazy placeholder).
+LOADED_PROBE = """
+import atexit, runpy, sys
+def report():
+    names = {m.split('.')[1] for m in sys.modules
+             if m.startswith('pulumi_azure_native.') and m.count('.') >= 2}
+    print('azure-native-loaded:' + ','.join(sorted(names)), file=sys.stderr)
+atexit.register(report)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def loaded_submodules(stack_file: Path) -> list[str]:
+    """`pulumi_azure_native` submodules the program loads for `stack_file`."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_PROBE, str(HARNESS), str(stack_file)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in done.stderr.splitlines():
+        if line.startswith("azure-native-loaded:"):
+            return [name for name in line.split(":", 1)[1].split(",") if name]
+    raise SystemExit(f"the program did not run for {stack_file}:\n{done.stderr}")
+
+
+def import_code(modules: list[str]) -> str:
+    """`import pulumi` and each of `modules` loaded: azure-native submodules load lazily, on
+    first attribute access, so one is touched."""
+    return "import pulumi\n" + "".join(
+        f"from pulumi_azure_native import {name}\ngetattr({name}, '__all__', None)\n"
+        for name in modules
+    )
+
+
 def azure_native_submodules() -> list[str]:
     """`pulumi_azure_native` submodules imported by the program and its components."""
     found: set[str] = set()
@@ -68,11 +113,21 @@ def azure_native_submodules() -> list[str]:
     return sorted(found)
 
 
-def run_child(argv: list[str]) -> Sample:
-    """Run `argv` to completion; wall time and the child's own peak RSS (os.wait4)."""
+@dataclass(frozen=True)
+class Command:
+    """A child to measure: its argv, run in `root` with `root` first on the import path."""
+
+    argv: list[str]
+    root: Path = REPO_ROOT
+
+
+def run_child(command: Command) -> Sample:
+    """Run `command` to completion; wall time and the child's own peak RSS (os.wait4)."""
+    argv = command.argv
+    env = {**os.environ, "PYTHONPATH": str(command.root)}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err)
+        child = subprocess.Popen(argv, cwd=command.root, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -85,7 +140,7 @@ def run_child(argv: list[str]) -> Sample:
         return Sample(seconds, cpu, usage.ru_maxrss / 1024, out.read().decode())
 
 
-def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[Sample]]:
+def measure(commands: dict[str, Command], repeat: int) -> dict[str, list[Sample]]:
     """Samples of each command, interleaved round by round so drift on a shared machine hits all
     of them alike; one unrecorded warm-up round first (bytecode, page cache)."""
     for argv in commands.values():
@@ -119,11 +174,12 @@ def clone_samples(dest: Path, count: int) -> None:
         definition.write_text(renamed, encoding="utf-8")
 
 
-def stack_file_for(base: Path, defs: Path, folder: Path) -> Path:
-    """A copy of stack file `base` (same stack name) whose `pipelineDefs` is `defs`."""
+def stack_file_for(base: Path, defs: Path, folder: Path, root: Path = REPO_ROOT) -> Path:
+    """A copy of stack file `base` (same stack name) whose `pipelineDefs` is `defs`, a folder
+    inside project `root`."""
     folder.mkdir(parents=True, exist_ok=True)
     text = base.read_text(encoding="utf-8").rstrip("\n")
-    relative = defs.relative_to(REPO_ROOT).as_posix()
+    relative = defs.relative_to(root).as_posix()
     path = folder / base.name
     path.write_text(f"{text}\n  azureml-pipelines:pipelineDefs: {relative}\n", encoding="utf-8")
     return path
@@ -136,34 +192,47 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="1,10,100,500", help="pipeline counts to clone the samples to"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout of the project (e.g. a worktree of main) run on the same clones",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    roots = {"": REPO_ROOT}
+    if args.against is not None:
+        against = args.against.resolve()
+        if not (against / "tests" / "program" / "mock_program.py").is_file():
+            raise SystemExit(f"--against {against}: no tests/program/mock_program.py there")
+        roots["against "] = against
 
-    modules = azure_native_submodules()
-    # azure-native submodules load lazily, on first attribute access: touch one so the floor
-    # includes the real module load the program pays.
-    floor_code = "import pulumi\n" + "".join(
-        f"from pulumi_azure_native import {name}\ngetattr({name}, '__all__', None)\n"
-        for name in modules
-    )
     stack_file = REPO_ROOT / f"Pulumi.{args.stack}.yaml"
+    modules = loaded_submodules(stack_file)
+    everything = azure_native_submodules()
+    floor_code = import_code(modules)
     commands = {
-        "floor": [sys.executable, "-c", floor_code],
-        "docker": [sys.executable, "-c", floor_code + "import pulumi_docker_build\n"],
-        "samples": [sys.executable, str(HARNESS), str(stack_file)],
+        "floor": Command([sys.executable, "-c", floor_code]),
+        "docker": Command([sys.executable, "-c", floor_code + "import pulumi_docker_build\n"]),
+        "any stack": Command([sys.executable, "-c", import_code(everything)]),
+        "samples": Command([sys.executable, str(HARNESS), str(stack_file)]),
     }
-    # Clones live inside the project: pipeline folders are stored relative to its root.
-    scratch = Path(tempfile.mkdtemp(prefix=".bench-program-eval-", dir=REPO_ROOT))
+    # Clones live inside each project: pipeline folders are stored relative to its root.
+    scratches = [
+        Path(tempfile.mkdtemp(prefix=".bench-program-eval-", dir=root)) for root in roots.values()
+    ]
     try:
-        for size in sizes:
-            defs = scratch / f"defs-{size}"
-            defs.mkdir()
-            clone_samples(defs, size)
-            stack = stack_file_for(stack_file, defs, scratch / f"stack-{size}")
-            commands[str(size)] = [sys.executable, str(HARNESS), str(stack)]
+        for (tag, root), scratch in zip(roots.items(), scratches, strict=True):
+            harness = root / HARNESS.relative_to(REPO_ROOT)
+            for size in sizes:
+                defs = scratch / f"defs-{size}"
+                defs.mkdir()
+                clone_samples(defs, size)
+                stack = stack_file_for(stack_file, defs, scratch / f"stack-{size}", root)
+                commands[f"{tag}{size}"] = Command([sys.executable, str(harness), str(stack)], root)
         samples = measure(commands, args.repeat)
     finally:
-        shutil.rmtree(scratch)
+        for scratch in scratches:
+            shutil.rmtree(scratch)
 
     def wall(label: str) -> float:
         return median([s.seconds for s in samples[label]])
@@ -182,29 +251,44 @@ def main() -> None:
 
     floor_s, floor_cpu, floor_mb = wall("floor"), cpu("floor"), peak("floor")
     print(f"python {sys.version.split()[0]}, {args.repeat} interleaved runs each, medians")
-    print(f"azure-native submodules imported by the program: {', '.join(modules)}")
-    header = f"{'':<44} {'res.':>5} {'wall s':>7} {'cpu s':>6} {'eval s':>7} {'peak MB':>8}"
+    print(f"azure-native submodules the program loads for {stack_file.name}: {', '.join(modules)}")
+    others = sorted(set(everything) - set(modules))
+    print(f"  and for other stacks (imported, not loaded here): {', '.join(others) or 'none'}")
+    if args.against is not None:
+        print(f"against: {roots['against ']} (its own program and harness, same clones)")
+    header = f"{'':<52} {'res.':>5} {'wall s':>7} {'cpu s':>6} {'eval s':>7} {'peak MB':>8}"
     print(f"{header} {'x wall':>7} {'x cpu':>6} {'x mem':>6}")
-    print(f"{'import floor: pulumi + those submodules':<44} {'':>5} {floor_s:>7.3f} "
+    print(f"{'import floor: pulumi + those submodules':<52} {'':>5} {floor_s:>7.3f} "
           f"{floor_cpu:>6.2f} {'':>7} {floor_mb:>8.1f} {1:>7.2f} {1:>6.2f} {1:>6.2f}")  # fmt: skip
-    rows = [("docker", "  floor + pulumi_docker_build"), ("samples", f"{stack_file.name} as is")]
-    rows += [(str(n), f"{stack_file.name}, samples cloned to {n} pipelines") for n in sizes]
+    rows = [
+        ("docker", "  floor + pulumi_docker_build"),
+        ("any stack", "  pulumi + every submodule the program imports"),
+        ("samples", f"{stack_file.name} as is"),
+    ]
+    for tag in roots:
+        rows += [(f"{tag}{n}", f"{tag}{stack_file.name}, samples x {n} pipelines") for n in sizes]
     for label, text in rows:
-        evaluated = f"{evaluation(label):>7.3f}" if label != "docker" else f"{'':>7}"
-        count = f"{resources(label):>5}" if label != "docker" else f"{'':>5}"
+        program = label not in ("docker", "any stack")
+        evaluated = f"{evaluation(label):>7.3f}" if program else f"{'':>7}"
+        count = f"{resources(label):>5}" if program else f"{'':>5}"
         print(
-            f"{text:<44} {count} {wall(label):>7.3f} {cpu(label):>6.2f} {evaluated} "
+            f"{text:<52} {count} {wall(label):>7.3f} {cpu(label):>6.2f} {evaluated} "
             f"{peak(label):>8.1f} {wall(label) / floor_s:>7.2f} {cpu(label) / floor_cpu:>6.2f} "
             f"{peak(label) / floor_mb:>6.2f}"
         )
     # Linear growth: the cost of one more pipeline stays the same from one size to the next.
-    for low, high in itertools.pairwise(sizes):
-        per_wall = (wall(str(high)) - wall(str(low))) / (high - low)
-        per_cpu = (cpu(str(high)) - cpu(str(low))) / (high - low)
-        print(
-            f"per added pipeline, {low} -> {high}: wall {per_wall * 1000:6.1f} ms, "
-            f"cpu {per_cpu * 1000:6.1f} ms"
-        )
+    for tag in roots:
+        for low, high in itertools.pairwise(sizes):
+            per_wall = (wall(f"{tag}{high}") - wall(f"{tag}{low}")) / (high - low)
+            per_cpu = (cpu(f"{tag}{high}") - cpu(f"{tag}{low}")) / (high - low)
+            per_mb = (peak(f"{tag}{high}") - peak(f"{tag}{low}")) / (high - low)
+            print(
+                f"{tag}per added pipeline, {low} -> {high}: wall {per_wall * 1000:6.1f} ms, "
+                f"cpu {per_cpu * 1000:6.1f} ms, peak {per_mb * 1000:6.0f} KB"
+            )
+    if args.against is not None:
+        ratios = ", ".join(f"{n}: {cpu(str(n)) / cpu(f'against {n}'):.2f}" for n in sizes)
+        print(f"cpu of this checkout / against, by pipelines: {ratios}")
 
 
 if __name__ == "__main__":

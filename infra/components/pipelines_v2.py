@@ -22,6 +22,7 @@ Nothing here imports azure-ai-ml: names, versions and triggers come from the pur
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,7 @@ class PipelinesV2Args:
 
     definitions: tuple[LoadedPipeline, ...]
     project_root: Path
-    location: pulumi.Input[str]
+    location: str
     subscription_id: pulumi.Input[str]
     resource_group: pulumi.Input[str]
     workspace_name: pulumi.Input[str]
@@ -84,6 +85,20 @@ class PipelinesV2Args:
     """Schedule name -> the resource that schedule is created or changed after: during a
     cut-over, the other API's schedule of the same name, so each pause follows the creation of
     what replaces it (and waits for nothing else: the overlap stays that pair's own writes)."""
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """What the program sends a batch endpoint besides its name (Entra ID auth is fixed)."""
+
+    location: str
+    description: str
+    tags: tuple[tuple[str, str], ...]
+
+    def revision(self) -> str:
+        """A digest that changes whenever these do: any update of the endpoint."""
+        text = json.dumps([self.location, self.description, self.tags, "AADToken"])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def environment_version(ref: str) -> str:
@@ -192,16 +207,21 @@ class PipelinesV2(pulumi.ComponentResource):
             ),
             opts,
         )
+        endpoint_settings = EndpointSettings(
+            location=args.location,
+            description=spec.description,
+            tags=tuple(sorted(args.tags.items())),
+        )
         endpoint = ml.BatchEndpoint(
             f"{prefix}-endpoint",
             endpoint_name=endpoint_name(spec.name, args.name_salt),
-            location=args.location,
+            location=endpoint_settings.location,
             resource_group_name=args.resource_group,
             workspace_name=args.workspace_name,
             properties=ml.BatchEndpointPropertiesArgs(
-                auth_mode=ml.EndpointAuthMode.AAD_TOKEN, description=spec.description
+                auth_mode=ml.EndpointAuthMode.AAD_TOKEN, description=endpoint_settings.description
             ),
-            tags=dict(args.tags),
+            tags=dict(endpoint_settings.tags),
             # The default deployment is DefaultDeploymentV2's to set (it must exist first).
             opts=pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(ignore_changes=["properties.defaults"])
@@ -240,8 +260,13 @@ class PipelinesV2(pulumi.ComponentResource):
                 deployment=deployed.name,
                 version_retention=args.version_retention,
                 owner=args.owner,
+                endpoint_revision=endpoint_settings.revision(),
             ),
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[deployed])),
+            # After the deployment, and after any update of the endpoint (whose PUT carries no
+            # `defaults`): a changed endpoint_revision re-asserts the default in the same up.
+            pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[deployed, endpoint])
+            ),
         )
         self.components[spec.name], self.endpoints[spec.name] = component, endpoint
         self.deployments[spec.name], self.defaults[spec.name] = deployed, default

@@ -303,3 +303,34 @@ def test_a_write_failing_half_way_is_repaired_by_the_next_up(tmp_path: Path, tim
             assert arm.writes() == []
         finally:
             host.close()
+
+
+def test_an_endpoint_update_keeps_its_default_deployment(tmp_path: Path) -> None:
+    # azure-native PUTs a batch endpoint whole, and its `defaults` are the switch's to set
+    # (ignore_changes): a change of the endpoint alone (here the stack's tags) would leave it
+    # without a default, refusing every invocation, unless the switch re-asserts it in the same up.
+    project = project_copy(tmp_path)
+    run = run_program(project, "v2", V2_TEXT)
+    with loopback(tmp_path) as served:
+        arm = served.arm
+        host = start_host(project, served, _config(project), SECRETS)
+        engine = Engine(host, served)
+        try:
+            engine.up(run)
+            tagged_text = V2_TEXT + "  azureml-pipelines:tags:\n    team: forecasting\n"
+            tagged = run_program(project, "v2", tagged_text)
+            ops = {o.urn: o.op for o in engine.up(tagged)}
+            endpoints = tagged.of_type(ML + "BatchEndpoint")
+            assert endpoints and all(ops.get(e.urn) == "update" for e in endpoints)
+            for switch in tagged.of_type(DEFAULT):
+                inputs = switch.inputs
+                assert ops.get(switch.urn) == "update"  # re-asserted after the endpoint's PUT
+                assert _default_of(arm, inputs["endpoint"]) == inputs["deployment"]
+                # The same deployment stays the only one kept: nothing pruned, nothing new.
+                assert engine.state[switch.urn].outputs["kept"] == [inputs["deployment"]]
+            assert arm.unexpected == [] and served.refused == []
+            # And the next up with the same tags writes nothing.
+            again = run_program(project, "v2", tagged_text)
+            assert {o.op for o in engine.up(again)} == {"same"}
+        finally:
+            host.close()

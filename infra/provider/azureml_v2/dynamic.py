@@ -82,6 +82,11 @@ class DefaultInputs(WorkspaceProps):
     deployment: str
     version_retention: int = Field(ge=1)
     owner: str
+    endpoint_revision: str = ""
+    """Digest of what the program sends the endpoint itself (description, tags, auth mode): an
+    update of the endpoint (a PUT that carries no `defaults`, which the switch owns) changes it,
+    so the switch re-asserts the default right after, in the same `pulumi up`. Empty in states
+    written before it existed."""
 
 
 class DefaultOutputs(DefaultInputs):
@@ -202,7 +207,8 @@ class DefaultDeploymentProvider(_V2Provider):
         return CheckResult(inputs=news, failures=[])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """A new deployment or retention is an update; another endpoint a replacement."""
+        """A new deployment, retention or endpoint revision is an update; another endpoint a
+        replacement."""
         changed = _changed(_strip(olds), _strip(news), tuple(DefaultInputs.model_fields))
         replaces = [k for k in changed if k in self.REPLACE_KEYS]
         return DiffResult(
@@ -315,6 +321,8 @@ class DefaultDeploymentV2Args:
     deployment: pulumi.Input[str]
     version_retention: int
     owner: str
+    endpoint_revision: str = ""
+    """See :attr:`DefaultInputs.endpoint_revision`."""
 
 
 class DefaultDeploymentV2(Resource, module="azureml", name="DefaultDeploymentV2"):
@@ -332,6 +340,7 @@ class DefaultDeploymentV2(Resource, module="azureml", name="DefaultDeploymentV2"
             "deployment": args.deployment,
             "version_retention": args.version_retention,
             "owner": args.owner,
+            "endpoint_revision": args.endpoint_revision,
             "kept": None,
             "previous": None,
         }

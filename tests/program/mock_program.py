@@ -276,7 +276,8 @@ def _pipeline_component_v2(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]
         f"/providers/Microsoft.MachineLearningServices/workspaces/{inputs['workspace_name']}"
     )
     component_id = f"{workspace}/components/{inputs['component']}/versions/{inputs['version']}"
-    created = [f"{s}:{v['version']}" for s, v in inputs["steps"].items()]
+    # Sorted: the order of `steps` in the inputs is not part of their meaning (a map).
+    created = sorted(f"{s}:{v['version']}" for s, v in inputs["steps"].items())
     return component_id, {"component_id": component_id, "created": created}
 
 

@@ -17,9 +17,7 @@ from infra.runner.executor import CANCELLED_EXIT, RunningStep
 from infra.runner.plan import CONTAINER_ROOT, StepPlan
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a Docker command runs
-    from docker.models.containers import Container
-
-    from docker import DockerClient
+    from docker import APIClient, DockerClient
 
 LineSink = Callable[[str], None]
 
@@ -186,16 +184,22 @@ def _follow_build(stream: Iterator[dict[str, Any]], on_line: LineSink) -> None:
 
 
 class _Container:
-    """A step running in a container (its output goes to the log file mounted into it)."""
+    """A step running in a container (its output goes to the log file mounted into it).
 
-    def __init__(self, container: Container) -> None:
-        self._container = container
+    Driven through the SDK's low-level client by id: the high-level `containers.create` inspects
+    every container it creates (one more round trip before the step can start) and nothing here
+    needs that model."""
+
+    def __init__(self, api: APIClient, container_id: str) -> None:
+        self._api = api
+        self.id = container_id
 
     def wait(self) -> int:
         from docker.errors import APIError, NotFound
 
         try:
-            code = int(self._container.wait()["StatusCode"])
+            # One blocking request: the engine answers when the container has stopped (no polling).
+            code = int(self._api.wait(self.id)["StatusCode"])
         except (NotFound, APIError):
             # Removed while we waited: only `kill` (a stop) does that.
             return CANCELLED_EXIT
@@ -208,7 +212,7 @@ class _Container:
         # The container's init (docker-init) passes SIGTERM on to the step. Errors: it has
         # already ended or is being removed.
         with contextlib.suppress(NotFound, APIError):
-            self._container.kill(signal="SIGTERM")
+            self._api.kill(self.id, signal="SIGTERM")
 
     def kill(self) -> None:
         self._remove()
@@ -218,7 +222,7 @@ class _Container:
 
         try:
             # Force: kills (SIGKILL) what still runs, then removes the container.
-            self._container.remove(force=True)
+            self._api.remove_container(self.id, force=True)
         except NotFound:
             pass
         except APIError as exc:
@@ -252,27 +256,31 @@ class DockerExecutor:
             for m in plan.mounts
         }
         volumes[str(log_file)] = {"bind": CONTAINER_LOG, "mode": "rw"}
-        container = self._client.containers.create(
+        api = self._client.api
+        container = api.create_container(
             self._image,
             # Both streams into the mounted log file, in the order they were written, at the
             # step's own speed: the engine's log driver is not in the way (it would frame every
             # line and send it through its API).
             command=["/bin/sh", "-c", f'exec "$@" >>{CONTAINER_LOG} 2>&1', "step", *plan.argv],
             working_dir=plan.workdir,
-            volumes=volumes,
             environment={"PYTHONUNBUFFERED": "1", **plan.environment},
             labels={**self._labels, "amlpipe.step": plan.name},
-            network_mode="host",
-            # docker-init as PID 1: it forwards SIGTERM to the step (a PID 1 step would ignore
-            # it) and reaps what the step starts.
-            init=True,
             # The caller's uid: outputs written by the step belong to whoever ran `amlpipe run`.
             user=f"{os.getuid()}:{os.getgid()}",
             name=f"amlpipe-{self._run_id}-{plan.name}",
+            volumes=[volume["bind"] for volume in volumes.values()],
+            host_config=api.create_host_config(
+                binds=volumes,
+                network_mode="host",
+                # docker-init as PID 1: it forwards SIGTERM to the step (a PID 1 step would
+                # ignore it) and reaps what the step starts.
+                init=True,
+            ),
         )
-        running = _Container(container)
+        running = _Container(api, str(container["Id"]))
         try:
-            container.start()
+            api.start(running.id)
         except Exception:
             running.kill()  # never leave a created-but-unstarted container behind
             raise
@@ -283,7 +291,6 @@ class DockerExecutor:
 
     def cleanup(self) -> None:
         """Remove every container of this run, running or not."""
-        for container in self._client.containers.list(
-            all=True, filters={"label": f"{LABEL}={self._run_id}"}
-        ):
-            _Container(container).kill()
+        api = self._client.api
+        for container in api.containers(all=True, filters={"label": f"{LABEL}={self._run_id}"}):
+            _Container(api, str(container["Id"])).kill()

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from infra.runner.commands import register as register_runner_commands
 
@@ -288,5 +290,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def entry() -> NoReturn:
+    """The `amlpipe` console script (and `python -m infra.cli`): :func:`main`, then the process
+    ends without the interpreter's teardown when that teardown has nothing left to do.
+
+    Finalization (clearing every module, collecting pydantic's schema objects, the docker SDK's
+    sessions) took 0.1-0.2 s after `amlpipe run` had written its summary (bench/runner_timeline.py),
+    paid by every command. Each command closes what it opens itself: files and the summary are
+    written and closed, steps and containers ended and removed, staged copies deleted. So once
+    stdout and stderr are flushed the process can end at once (`os._exit`, the exit code kept).
+    The interpreter's own exit is kept whenever something could still need it: another
+    non-daemon thread alive, a flush that fails (the normal exit reports it), or an exception
+    (SystemExit from argparse, KeyboardInterrupt, a bug's traceback).
+    """
+    code = main()
+    others = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if others:
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -206,9 +206,10 @@ def _pipeline_endpoint(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _pipeline_schedule(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # What the provider reports after creating it: its inputs (`enabled` read back live) and the
+    # id; a schedule has no separate status output.
     schedule_id = _uuid("schedule", inputs["name"])
-    status = "Active" if inputs["enabled"] else "Disabled"
-    return schedule_id, {"schedule_id": schedule_id, "status": status}
+    return schedule_id, {"schedule_id": schedule_id}
 
 
 def _factory(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

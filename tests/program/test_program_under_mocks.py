@@ -373,6 +373,28 @@ def test_every_component_registers_its_outputs_in_one_key_style(run: Run) -> Non
         assert odd == [], f"{components[urn].type}: {odd}"
 
 
+def test_the_mocks_answer_each_dynamic_resource_with_the_keys_its_provider_reports(
+    run: Run,
+) -> None:
+    # The stand-in checked against the real thing: the outputs models the providers dump.
+    from infra.provider.adf_trigger import TriggerOutputs
+    from infra.provider.azureml_v2.dynamic import ComponentOutputs, DefaultOutputs
+    from infra.provider.props import EndpointOutputs, ScheduleOutputs
+
+    models: dict[str, type[Any]] = {
+        "pulumi-python:dynamic/azureml:PipelineEndpoint": EndpointOutputs,
+        "pulumi-python:dynamic/azureml:PipelineSchedule": ScheduleOutputs,
+        "pulumi-python:dynamic/datafactory:Trigger": TriggerOutputs,
+        "pulumi-python:dynamic/azureml:PipelineComponentV2": ComponentOutputs,
+        "pulumi-python:dynamic/azureml:DefaultDeploymentV2": DefaultOutputs,
+    }
+    dynamic = [r for r in run.registrations if r.type.startswith("pulumi-python:dynamic/")]
+    assert dynamic
+    for registration in dynamic:
+        expected = set(models[registration.type].model_fields)
+        assert set(registration.outputs) - {"__provider"} == expected, registration.name
+
+
 def test_image_is_tagged_by_context_hash_and_pushed_without_credentials(run: Run) -> None:
     registry = run.one("azure-native:containerregistry:Registry")
     login_server = registry.outputs["loginServer"]

@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 IMAGES = {"training": "acr.azurecr.io/training:ctx@sha256:" + "ab" * 32}
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:1"}
+OWNER = "azureml-pipelines/dev"
 
 
 def _copies(root: Path, count: int) -> None:
@@ -66,7 +67,7 @@ def main() -> int:
             planned_s = time.perf_counter() - started
             arm.requests.clear()
             started = time.perf_counter()
-            created = [c for p in planned for c in service.register(p, ENVIRONMENTS).created]
+            created = [c for p in planned for c in service.register(p, ENVIRONMENTS, OWNER).created]
             register_s = time.perf_counter() - started
             writes = len(arm.writes())
             gets = len(arm.requests) - writes

@@ -7,9 +7,10 @@ it). Per definition:
 - `PipelineComponentV2` (dynamic, azure-ai-ml): the step components (code uploaded) and the
   pipeline component, versions named by content hash;
 - an azure-native `BatchEndpoint` with a stable, regionally unique name (Entra ID tokens only);
-- an azure-native `BatchDeployment` per published version (named by the program-time content key,
-  kept on Azure when a newer version replaces it: `retain_on_delete`), deploying the pipeline
-  component;
+- `BatchDeploymentV2` (dynamic, azure-ai-ml) per published version (named by the program-time
+  content key, kept on Azure when a newer version replaces it, and adopted again by a revert:
+  azure-native's `BatchDeployment` refuses a resource that already exists), deploying the
+  pipeline component;
 - `DefaultDeploymentV2` (dynamic): the endpoint's default deployment, i.e. the promotion switch,
   switched once the new deployment exists, pruning this stack's deployments beyond
   `versionRetention`;
@@ -35,6 +36,7 @@ from infra.components.pipelines import code_root_of, schedule_name
 from infra.definitions.errors import SpecErrors
 from infra.definitions.hashing import StepDigest, TreeDigest, step_digests
 from infra.definitions.loader import LoadedPipeline
+from infra.provider.azureml_v2.deployment import BatchDeploymentV2, BatchDeploymentV2Args
 from infra.provider.azureml_v2.dynamic import (
     DefaultDeploymentV2,
     DefaultDeploymentV2Args,
@@ -51,7 +53,6 @@ from infra.provider.azureml_v2.plan import (
     trigger_spec,
     v2_problems,
 )
-from infra.provider.azureml_v2.service import OWNER_TAG
 
 ENVIRONMENT_PREFIX = "amlpipe-"
 
@@ -123,7 +124,7 @@ class PipelinesV2(pulumi.ComponentResource):
     """Every definition as a pipeline component behind a batch endpoint, with v2 schedules."""
 
     endpoints: dict[str, ml.BatchEndpoint]
-    deployments: dict[str, ml.BatchDeployment]
+    deployments: dict[str, BatchDeploymentV2]
     components: dict[str, PipelineComponentV2]
     defaults: dict[str, DefaultDeploymentV2]
     schedules: dict[str, ml.Schedule]
@@ -204,6 +205,7 @@ class PipelinesV2(pulumi.ComponentResource):
                     dict
                 ),
                 steps=plan.apply(steps_summary),
+                owner=args.owner,
             ),
             opts,
         )
@@ -228,36 +230,29 @@ class PipelinesV2(pulumi.ComponentResource):
             ),
         )
         computes = sorted({spec.step_compute(s) for s in spec.steps})
-        deployed = ml.BatchDeployment(
+        deployed = BatchDeploymentV2(
             f"{prefix}-{deployment}",
-            deployment_name=deployment,
-            endpoint_name=endpoint.name,
-            location=args.location,
-            resource_group_name=args.resource_group,
-            workspace_name=args.workspace_name,
-            properties=ml.BatchDeploymentPropertiesArgs(
+            BatchDeploymentV2Args(
+                workspace=self._workspace,
+                endpoint=endpoint.name,
+                deployment=deployment,
+                component_id=component.component_id,
+                compute=computes[0],
+                owner=args.owner,
                 description=f"{spec.name} {release.version}",
-                deployment_configuration=ml.BatchPipelineComponentDeploymentConfigurationArgs(
-                    deployment_configuration_type="PipelineComponent",
-                    component_id=ml.IdAssetReferenceArgs(
-                        asset_id=component.component_id, reference_type="Id"
-                    ),
-                    settings={"default_compute": computes[0], "continue_on_step_failure": "False"},
-                ),
+                tags={**args.tags, "amlpipe-version": release.version},
             ),
-            tags={**args.tags, OWNER_TAG: args.owner, "amlpipe-version": release.version},
             # A newer version is a new deployment; this one stays on Azure for rollback until
-            # DefaultDeploymentV2 prunes it beyond the retention.
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(retain_on_delete=True, depends_on=[endpoint])
-            ),
+            # DefaultDeploymentV2 prunes it beyond the retention, and is adopted again by a
+            # revert (azure-native's BatchDeployment would refuse it as already existing).
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[endpoint])),
         )
         default = DefaultDeploymentV2(
             f"{prefix}-default",
             DefaultDeploymentV2Args(
                 workspace=self._workspace,
                 endpoint=endpoint.name,
-                deployment=deployed.name,
+                deployment=deployment,
                 version_retention=args.version_retention,
                 owner=args.owner,
                 endpoint_revision=endpoint_settings.revision(),

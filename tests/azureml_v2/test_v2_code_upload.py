@@ -32,6 +32,7 @@ from tests.azureml_v2.v2_fixtures import IMAGES
 
 WS = Workspace("00000000-0000-0000-0000-000000000000", "rg", "ws")
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:1"}
+OWNER = "azureml-pipelines/dev"
 
 YAML = """\
     name: demo
@@ -122,7 +123,7 @@ def test_first_publish_uploads_each_step_folder_once_with_its_content(
 ) -> None:
     plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
-    registered = _service(arm).register(plan, ENVIRONMENTS)
+    registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert arm.unexpected == [] and blobs.unexpected == []
     assert len(registered.created) == 3
     # One temporary container per step folder, each file put once, one confirmation each.
@@ -151,10 +152,10 @@ def test_a_second_publish_of_the_same_content_uploads_nothing(
 ) -> None:
     plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
-    _service(arm).register(plan, ENVIRONMENTS)
+    _service(arm).register(plan, ENVIRONMENTS, OWNER)
     arm.requests.clear()
     blobs.requests.clear()
-    again = _service(arm).register(plan, ENVIRONMENTS)
+    again = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert again.created == ()
     assert blobs.requests == []
     assert arm.writes() == []
@@ -166,11 +167,11 @@ def test_the_same_folder_in_a_new_component_version_reuses_its_uploaded_code(
     # The image changes (new step versions) but no code: the code is found by its hash.
     plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
-    _service(arm).register(plan, ENVIRONMENTS)
+    _service(arm).register(plan, ENVIRONMENTS, OWNER)
     blobs.requests.clear()
     moved = {"training": IMAGES["training"].replace("ab" * 32, "cd" * 32)}
     newer = plan_pipeline(write_pipeline(YAML, FILES), moved)
-    assert len(_service(arm).register(newer, ENVIRONMENTS).created) == 3
+    assert len(_service(arm).register(newer, ENVIRONMENTS, OWNER).created) == 3
     assert blobs.requests == []
     _assert_every_component_has_complete_code(arm, blobs, newer)
 
@@ -179,11 +180,11 @@ def test_a_changed_script_uploads_only_its_folder(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
     arm = FakeArm(blobs=blobs)
-    _service(arm).register(plan_pipeline(write_pipeline(YAML, FILES), IMAGES), ENVIRONMENTS)
+    _service(arm).register(plan_pipeline(write_pipeline(YAML, FILES), IMAGES), ENVIRONMENTS, OWNER)
     blobs.requests.clear()
     changed = {**FILES, "steps/train/train.R": "cat(2)\n"}
     plan = plan_pipeline(write_pipeline(YAML, changed), IMAGES)
-    _service(arm).register(plan, ENVIRONMENTS)
+    _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert sorted(r.blob for r in blobs.ops("put_blob")) == ["train/lib/util.R", "train/train.R"]
     assert _uploaded_code(arm, blobs, _component(plan, "train"))["train.R"] == b"cat(2)\n"
     _assert_every_component_has_complete_code(arm, blobs, plan)
@@ -211,7 +212,7 @@ def test_a_failed_upload_registers_nothing_on_it_and_the_next_up_repairs_it(
     # The SAS expiring mid-upload: not retried by the client, the upload fails.
     blobs.fault = _fail(op, blob, Fault(403, "AuthenticationFailed"))
     with pytest.raises(V2ServiceError, match=r"register component demo__train:") as failed:
-        _service(arm).register(plan, ENVIRONMENTS)
+        _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert not any(sig in str(failed.value) for sig in blobs.signatures.values())
     # Neither the code version of that folder nor anything naming it was registered.
     train = next(s for s in plan.steps if s.node == "train")
@@ -222,7 +223,7 @@ def test_a_failed_upload_registers_nothing_on_it_and_the_next_up_repairs_it(
 
     blobs.fault = None
     blobs.requests.clear()
-    registered = _service(arm).register(plan, ENVIRONMENTS)
+    registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert registered.created == (f"demo__train:{train.version}", f"demo:{plan.version}")
     # Only the failed folder was uploaded again, whole, into a fresh temporary container.
     assert sorted(r.blob for r in blobs.ops("put_blob")) == ["train/lib/util.R", "train/train.R"]
@@ -242,7 +243,7 @@ def _publish_in_thread(service: V2Service, plan: PipelinePlan) -> BaseException 
 
     def publish() -> None:
         try:
-            service.register(plan, ENVIRONMENTS)
+            service.register(plan, ENVIRONMENTS, OWNER)
             outcome.append(None)
         except BaseException as exc:  # reported to the test thread
             outcome.append(exc)
@@ -319,6 +320,7 @@ def test_no_sas_reaches_the_provider_outputs_or_its_pickle(
         "images": dict(IMAGES),
         "environments": ENVIRONMENTS,
         "steps": {s.node: {"version": s.version} for s in plan.steps},
+        "owner": OWNER,
     }
     created = provider.create(inputs)
     assert blobs.ops("put_blob"), "the upload went through the stand-in"
@@ -346,7 +348,7 @@ def test_a_file_above_the_single_put_size_goes_up_in_blocks_and_is_committed_who
     big.write_bytes(bytes(range(256)) * (64 * 4096 + 1))
     plan = plan_pipeline(loaded, IMAGES)
     arm = FakeArm(blobs=blobs)
-    _service(arm).register(plan, ENVIRONMENTS)
+    _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert {r.blob for r in blobs.ops("put_block")} == {"train/model.bin"}
     assert [r.blob for r in blobs.ops("put_block_list")] == ["train/model.bin"]
     assert _uploaded_code(arm, blobs, _component(plan, "train"))["model.bin"] == big.read_bytes()

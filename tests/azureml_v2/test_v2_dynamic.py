@@ -52,6 +52,7 @@ def churn_inputs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "images": dict(IMAGES),
         "environments": {"training": "azureml:amlpipe-training:1"},
         "steps": {s.node: {"version": s.version} for s in plan.steps},
+        "owner": "proj/dev",
     }
 
 

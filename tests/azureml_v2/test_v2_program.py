@@ -32,6 +32,7 @@ V2_STACK = REPO_ROOT / "Pulumi.v2.yaml"
 ML = "azure-native:machinelearningservices:"
 COMPONENT = "pulumi-python:dynamic/azureml:PipelineComponentV2"
 DEFAULT = "pulumi-python:dynamic/azureml:DefaultDeploymentV2"
+DEPLOYMENT = "pulumi-python:dynamic/azureml:BatchDeploymentV2"
 V1_ENDPOINT = "pulumi-python:dynamic/azureml:PipelineEndpoint"
 V1_SCHEDULE = "pulumi-python:dynamic/azureml:PipelineSchedule"
 
@@ -92,7 +93,8 @@ def test_each_definition_is_a_component_an_endpoint_a_deployment_and_its_default
     components = {c.inputs["pipeline"]: c for c in v2.of_type(COMPONENT)}
     assert set(components) == names
     assert len(v2.of_type(ML + "BatchEndpoint")) == len(names)
-    assert len(v2.of_type(ML + "BatchDeployment")) == len(names)
+    assert len(v2.of_type(DEPLOYMENT)) == len(names)
+    assert not v2.of_type(ML + "BatchDeployment")  # it would refuse a revert's leftover
     assert len(v2.of_type(DEFAULT)) == len(names)
     assert not v2.of_type(V1_ENDPOINT) and not v2.of_type(V1_SCHEDULE)
     image = v2.of_type("docker-build:index:Image")[0]
@@ -127,7 +129,7 @@ def test_endpoints_are_stable_entra_id_only_and_their_default_is_the_newest_vers
     v2: Run,
 ) -> None:
     endpoints = {e.urn: e for e in v2.of_type(ML + "BatchEndpoint")}
-    deployments = {d.urn: d for d in v2.of_type(ML + "BatchDeployment")}
+    deployments = {d.urn: d for d in v2.of_type(DEPLOYMENT)}
     components = {c.inputs["pipeline"]: c for c in v2.of_type(COMPONENT)}
     for endpoint in endpoints.values():
         assert endpoint.inputs["properties"]["authMode"] == "AADToken"
@@ -135,17 +137,16 @@ def test_endpoints_are_stable_entra_id_only_and_their_default_is_the_newest_vers
         assert endpoint.ignore_changes == ["properties.defaults"]
     for switch in v2.of_type(DEFAULT):
         (deployment,) = [d for d in deployments.values() if d.urn in switch.dependencies]
-        assert switch.inputs["deployment"] == deployment.inputs["deploymentName"]
+        assert switch.inputs["deployment"] == deployment.inputs["deployment"]
+        assert switch.inputs["endpoint"] == deployment.inputs["endpoint"]
         assert switch.inputs["version_retention"] == 2  # the project default
-        assert deployment.retain_on_delete  # kept for rollback until pruned by retention
         pipeline = next(
             p
             for p, c in components.items()
-            if c.outputs["component_id"] in json.dumps(deployment.inputs)
+            if c.outputs["component_id"] == deployment.inputs["component_id"]
         )
-        config = deployment.inputs["properties"]["deploymentConfiguration"]
-        assert config["componentId"]["assetId"] == components[pipeline].outputs["component_id"]
-        assert deployment.inputs["tags"]["amlpipe-owner"] == "azureml-pipelines/v2"
+        assert components[pipeline].inputs["owner"] == "azureml-pipelines/v2"
+        assert deployment.inputs["owner"] == "azureml-pipelines/v2"
     salt = "azureml-pipelines/amlpipe/v2/11111111-2222-3333-4444-555555555555"
     assert {e.inputs["endpointName"] for e in endpoints.values()} == {
         endpoint_name(d.spec.name, salt) for d in _definitions()
@@ -299,4 +300,4 @@ def test_deployment_names_follow_the_program_time_content_key(v2: Run) -> None:
         deployment_name(plan_pipeline(d, {"training": f"training:{tag}"}).version)
         for d in _definitions()
     }
-    assert {d.inputs["deploymentName"] for d in v2.of_type(ML + "BatchDeployment")} == expected
+    assert {d.inputs["deployment"] for d in v2.of_type(DEPLOYMENT)} == expected

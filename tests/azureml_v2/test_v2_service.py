@@ -20,6 +20,7 @@ from tests.azureml_v2.v2_fixtures import IMAGES
 
 WS = Workspace("00000000-0000-0000-0000-000000000000", "rg", "ws")
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:0123abcd"}
+OWNER = "azureml-pipelines/dev"
 
 
 def _service(arm: FakeArm) -> V2Service:
@@ -41,7 +42,7 @@ def test_registering_creates_each_step_component_then_the_pipeline_component(
     churn = next(p for p in samples if p.spec.name == "churn-train")
     plan = plan_pipeline(churn, IMAGES)
     arm = FakeArm()
-    registered = _service(arm).register(plan, ENVIRONMENTS)
+    registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert arm.unexpected == []
     puts = [path for method, path in arm.writes() if method == "PUT"]
     assert puts == [
@@ -73,9 +74,9 @@ def test_registering_an_unchanged_definition_again_writes_nothing(
     plan = plan_pipeline(samples[0], IMAGES)
     arm = FakeArm()
     service = _service(arm)
-    first = service.register(plan, ENVIRONMENTS)
+    first = service.register(plan, ENVIRONMENTS, OWNER)
     arm.requests.clear()
-    again = _service(arm).register(plan, ENVIRONMENTS)
+    again = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert again.created == ()
     assert again.component_id == first.component_id
     assert arm.writes() == []
@@ -104,11 +105,13 @@ def test_one_changed_script_creates_one_step_version_and_one_pipeline_version(
         """
     files = {"steps/prep/prep.py": "print(1)\n", "steps/train/train.R": "cat(1)\n"}
     arm = FakeArm()
-    _service(arm).register(plan_pipeline(write_pipeline(yaml_text, files), IMAGES), ENVIRONMENTS)
+    _service(arm).register(
+        plan_pipeline(write_pipeline(yaml_text, files), IMAGES), ENVIRONMENTS, OWNER
+    )
     arm.requests.clear()
     changed = {**files, "steps/train/train.R": "cat(2)\n"}
     plan = plan_pipeline(write_pipeline(yaml_text, changed), IMAGES)
-    registered = _service(arm).register(plan, ENVIRONMENTS)
+    registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert registered.created == (
         f"demo__train:{plan.steps[1].version}",
         f"demo:{plan.version}",

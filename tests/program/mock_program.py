@@ -287,6 +287,11 @@ def _default_deployment_v2(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]
     return f"{inputs['endpoint']}/default", {"kept": [inputs["deployment"]], "previous": ""}
 
 
+def _batch_deployment_v2(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # What the provider reports after creating a deployment that did not exist yet.
+    return f"{inputs['endpoint']}/{inputs['deployment']}", {"adopted": False}
+
+
 # An existing factory the stack may name (`dataFactory.existing`), as `getFactory` returns it.
 EXISTING_FACTORIES = {"adf-shared": {"identity": {"type": "SystemAssigned"}}, "adf-no-identity": {}}
 GET_FACTORY = "azure-native:datafactory:getFactory"
@@ -332,6 +337,7 @@ OUTPUT_MODELS: dict[str, OutputModel] = {
     "azure-native:machinelearningservices:Schedule": _ml_child("schedules", "name"),
     "pulumi-python:dynamic/azureml:PipelineComponentV2": _pipeline_component_v2,
     "pulumi-python:dynamic/azureml:DefaultDeploymentV2": _default_deployment_v2,
+    "pulumi-python:dynamic/azureml:BatchDeploymentV2": _batch_deployment_v2,
     "azure-native:datafactory:Factory": _factory,
     "azure-native:datafactory:LinkedService": _factory_child("linkedservices", "linkedServiceName"),
     "azure-native:datafactory:Pipeline": _factory_child("pipelines", "pipelineName"),

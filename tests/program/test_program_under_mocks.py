@@ -378,6 +378,7 @@ def test_the_mocks_answer_each_dynamic_resource_with_the_keys_its_provider_repor
 ) -> None:
     # The stand-in checked against the real thing: the outputs models the providers dump.
     from infra.provider.adf_trigger import TriggerOutputs
+    from infra.provider.azureml_v2.deployment import DeploymentOutputs
     from infra.provider.azureml_v2.dynamic import ComponentOutputs, DefaultOutputs
     from infra.provider.props import EndpointOutputs, ScheduleOutputs
 
@@ -387,6 +388,7 @@ def test_the_mocks_answer_each_dynamic_resource_with_the_keys_its_provider_repor
         "pulumi-python:dynamic/datafactory:Trigger": TriggerOutputs,
         "pulumi-python:dynamic/azureml:PipelineComponentV2": ComponentOutputs,
         "pulumi-python:dynamic/azureml:DefaultDeploymentV2": DefaultOutputs,
+        "pulumi-python:dynamic/azureml:BatchDeploymentV2": DeploymentOutputs,
     }
     dynamic = [r for r in run.registrations if r.type.startswith("pulumi-python:dynamic/")]
     assert dynamic

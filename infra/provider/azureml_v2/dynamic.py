@@ -66,6 +66,9 @@ class ComponentInputs(WorkspaceProps):
     """Image key -> registered environment version id."""
     steps: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Readable summary per step (version, command, compute), for `preview --diff`."""
+    owner: str = ""
+    """This stack (`project/stack`): stamped on the components it registers, required of the
+    ones it reuses (empty only in states written before ownership)."""
 
 
 class ComponentOutputs(ComponentInputs):
@@ -152,7 +155,7 @@ class PipelineComponentProvider(_V2Provider):
             changes=bool(changed), replaces=replaces, delete_before_replace=False, stables=[]
         )
 
-    def _register(self, props: ComponentInputs) -> ComponentOutputs:
+    def _register(self, props: ComponentInputs, restore: bool = False) -> ComponentOutputs:
         from infra.definitions.loader import load_definitions
 
         folder = project_path(props.code_root)
@@ -164,7 +167,11 @@ class PipelineComponentProvider(_V2Provider):
                 f"pipeline {props.pipeline!r} changed on disk since the program ran (version "
                 f"{plan.version}, expected {props.version}): run `pulumi up` again"
             )
-        registered = self.service(props).register(plan, props.environments)
+        if not props.owner:
+            raise RuntimeError(f"pipeline {props.pipeline!r}: no owner given (a program bug)")
+        registered = self.service(props).register(
+            plan, props.environments, props.owner, restore=restore
+        )
         return ComponentOutputs(
             **props.model_dump(),
             component_id=registered.component_id,
@@ -172,8 +179,9 @@ class PipelineComponentProvider(_V2Provider):
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Register the components (only the missing versions)."""
-        outs = self._register(ComponentInputs.model_validate(_strip(props)))
+        """Register the components (only the missing versions); a version that already exists
+        (a revert) is adopted if this stack made it, and made active again."""
+        outs = self._register(ComponentInputs.model_validate(_strip(props)), restore=True)
         return CreateResult(id_=outs.component_id, outs=outs.model_dump())
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -285,6 +293,7 @@ class PipelineComponentV2Args:
     images: pulumi.Input[dict[str, str]]
     environments: pulumi.Input[dict[str, str]]
     steps: pulumi.Input[dict[str, dict[str, str]]]
+    owner: str
 
 
 class PipelineComponentV2(Resource, module="azureml", name="PipelineComponentV2"):
@@ -305,6 +314,7 @@ class PipelineComponentV2(Resource, module="azureml", name="PipelineComponentV2"
             "images": args.images,
             "environments": args.environments,
             "steps": args.steps,
+            "owner": args.owner,
             "component_id": None,
             "created": None,
         }

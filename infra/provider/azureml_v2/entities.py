@@ -53,10 +53,21 @@ def environment_for(image_ref: str, asset_id: str | None = None) -> Any:
     return _ml("azure.ai.ml.entities").Environment(image=image_ref)
 
 
+OWNER_TAG = "amlpipe-owner"
+"""Tag on every component version and batch deployment this project creates: its value names
+the stack (`project/stack`). Only objects carrying this stack's value are ever adopted, archived
+or pruned."""
+
+
 def command_component(
-    step: StepPlan, image_ref: str, environment_id: str | None = None, pipeline: str = ""
+    step: StepPlan,
+    image_ref: str,
+    environment_id: str | None = None,
+    pipeline: str = "",
+    owner: str | None = None,
 ) -> Any:
-    """The command component of one step, named and versioned by content."""
+    """The command component of one step, named and versioned by content (stamped with the
+    owning stack when `owner` is given)."""
     CommandComponent = _ml("azure.ai.ml.entities").CommandComponent
     Output = _ml().Output
 
@@ -71,8 +82,12 @@ def command_component(
         inputs={port.name: _input(port) for port in step.inputs},
         outputs={name: Output(type="uri_folder") for name in step.outputs},
         is_deterministic=step.deterministic,
-        tags={"amlpipe-kind": step.kind},
+        tags={"amlpipe-kind": step.kind, **_owned(owner)},
     )
+
+
+def _owned(owner: str | None) -> dict[str, str]:
+    return {OWNER_TAG: owner} if owner else {}
 
 
 def _node(step: StepPlan, component: Any) -> Any:
@@ -90,6 +105,7 @@ def pipeline_component(
     plan: PipelinePlan,
     environments: Mapping[str, str] | None = None,
     component_refs: Mapping[str, str] | None = None,
+    owner: str | None = None,
 ) -> Any:
     """The pipeline component of a plan.
 
@@ -112,6 +128,7 @@ def pipeline_component(
                 plan.images[step.image],
                 (environments or {}).get(step.image),
                 plan.name,
+                owner,
             )
         jobs[step.node] = _node(step, component)
     return PipelineComponent(
@@ -121,7 +138,7 @@ def pipeline_component(
         description=plan.description or None,
         inputs={port.name: _input(port) for port in plan.inputs},
         jobs=jobs,
-        tags={**plan.tags, "amlpipe-pipeline": plan.name},
+        tags={**plan.tags, "amlpipe-pipeline": plan.name, **_owned(owner)},
     )
 
 
@@ -220,6 +237,27 @@ def batch_deployment(plan: PipelinePlan, endpoint: str, deployment: str, compone
         settings={"default_compute": computes[0], "continue_on_step_failure": "False"},
         description=plan.description or None,
         tags={"amlpipe-version": plan.version},
+    )
+
+
+def component_deployment(
+    endpoint: str,
+    name: str,
+    component_id: str,
+    compute: str,
+    tags: Mapping[str, str],
+    description: str = "",
+) -> Any:
+    """The batch deployment of a registered pipeline component (by ARM id)."""
+    PipelineComponentBatchDeployment = _ml("azure.ai.ml.entities").PipelineComponentBatchDeployment
+
+    return PipelineComponentBatchDeployment(
+        name=name,
+        endpoint_name=endpoint,
+        component=component_id,
+        settings={"default_compute": compute, "continue_on_step_failure": "False"},
+        description=description or None,
+        tags=dict(tags),
     )
 
 

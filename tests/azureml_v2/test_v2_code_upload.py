@@ -22,9 +22,10 @@ import pytest
 from azure.ai.ml import MLClient
 from pulumi.dynamic.dynamic import serialize_provider
 
+from infra.definitions.hashing import iter_tree
 from infra.definitions.loader import LoadedPipeline
 from infra.provider.azureml_v2.dynamic import PipelineComponentProvider, WorkspaceProps
-from infra.provider.azureml_v2.plan import PipelinePlan, plan_pipeline
+from infra.provider.azureml_v2.plan import PipelinePlan, plan_pipeline, v2_problems
 from infra.provider.azureml_v2.service import V2Service, V2ServiceError, Workspace
 from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
 from tests.azureml_v2.fake_blob import FakeBlobService, Fault, Request
@@ -353,3 +354,51 @@ def test_a_file_above_the_single_put_size_goes_up_in_blocks_and_is_committed_who
     assert [r.blob for r in blobs.ops("put_block_list")] == ["train/model.bin"]
     assert _uploaded_code(arm, blobs, _component(plan, "train"))["model.bin"] == big.read_bytes()
     assert blobs.unexpected == []
+
+
+GITIGNORED = """\
+    name: demo
+    experiment: demo
+    compute: cpu-cluster
+    steps:
+      - name: prep
+        kind: python
+        code: steps/prep
+        script: prep.py
+    """
+
+
+def test_a_folder_whose_gitignore_azure_ml_would_apply_is_refused_before_any_upload(
+    write_pipeline: Callable[..., LoadedPipeline],
+) -> None:
+    # azure-ai-ml falls back to .gitignore when a folder has no .amlignore; the content hash and
+    # local runs follow .amlignore only, so lookup.csv would be missing on Azure alone.
+    files = {
+        "steps/prep/prep.py": "print(open('lookup.csv').read())\n",
+        "steps/prep/lookup.csv": "a,b\n",
+        "steps/prep/.gitignore": "*.csv\n",
+    }
+    (problem,) = v2_problems([write_pipeline(GITIGNORED, files)])
+    assert (problem.path, problem.line) == (("steps", 0, "code"), 7)
+    assert "has a .gitignore and no .amlignore" in problem.message
+
+
+def test_with_an_amlignore_the_folder_goes_up_as_hashed_gitignore_or_not(
+    write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
+) -> None:
+    files = {
+        "steps/prep/prep.py": "print(open('lookup.csv').read())\n",
+        "steps/prep/lookup.csv": "a,b\n",
+        "steps/prep/notes.tmp": "scratch\n",
+        "steps/prep/.gitignore": "*.csv\n",
+        "steps/prep/.amlignore": "*.tmp\n",
+    }
+    loaded = write_pipeline(GITIGNORED, files)
+    assert v2_problems([loaded]) == []
+    plan = plan_pipeline(loaded, IMAGES)
+    arm = FakeArm(blobs=blobs)
+    _service(arm).register(plan, ENVIRONMENTS, OWNER)
+    uploaded = _uploaded_code(arm, blobs, _component(plan, "prep"))
+    hashed = {path for path, _ in iter_tree(plan.steps[0].code)}
+    assert set(uploaded) == hashed
+    assert "lookup.csv" in uploaded and "notes.tmp" not in uploaded

@@ -10,6 +10,7 @@ the same name, are refused with the name and what to do, and left untouched.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -274,3 +275,21 @@ def test_a_component_version_another_stack_registered_is_refused_and_left_alone(
         stack(arm).up("print('a')\n")
     assert arm.writes() == []
     assert {k: v for k, v in arm.objects.items() if k.startswith("/components/")} == stored
+
+
+def test_our_component_version_holding_other_content_is_refused_as_a_bug(
+    stack: Callable[..., Stack], write_pipeline: Callable[..., LoadedPipeline]
+) -> None:
+    # What a change of the generated shape without a new SCHEME would leave behind: the same
+    # name and version, stamped by this stack, with another command line.
+    arm = _arm()
+    files = {"steps/prep/prep.py": "print(1)\n", "steps/train/train.py": "print('a')\n"}
+    plan = plan_pipeline(write_pipeline(YAML, files), IMAGES)
+    prep = dataclasses.replace(plan.steps[0], command="python other.py")
+    shifted = dataclasses.replace(plan, steps=(prep, *plan.steps[1:]))
+    service = _factory(arm)(WorkspaceProps(**WS))
+    service.register(shifted, {"training": "azureml:amlpipe-training:1"}, OWNER)
+    arm.requests.clear()
+    with pytest.raises(NotAdoptable, match=r"demo__prep:\w+ exists with other content"):
+        stack(arm).up("print('a')\n")
+    assert arm.writes() == []

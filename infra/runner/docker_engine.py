@@ -17,6 +17,8 @@ from infra.runner.executor import CANCELLED_EXIT, RunningStep
 from infra.runner.plan import CONTAINER_ROOT, StepPlan
 
 if TYPE_CHECKING:  # the docker SDK is imported only when a Docker command runs
+    from requests import Response
+
     from docker import APIClient, DockerClient
 
 LineSink = Callable[[str], None]
@@ -188,23 +190,49 @@ class _Container:
 
     Driven through the SDK's low-level client by id: the high-level `containers.create` inspects
     every container it creates (one more round trip before the step can start) and nothing here
-    needs that model."""
+    needs that model.
+
+    The container is created with AutoRemove, as `docker run --rm` does: the engine removes it
+    the moment it ends, instead of after the exit status reached us and a DELETE came back (that
+    round trip sat between the step's end and the run's). Its exit status is then only known to
+    a wait registered before it can end: :meth:`listen` sends `wait?condition=removed` before the
+    start and returns once the engine has answered with the headers, which it sends when the
+    wait is registered; :meth:`wait` reads the status from that answer. Nothing is lost to the
+    removal: the step's log is a file on the host.
+    """
 
     def __init__(self, api: APIClient, container_id: str) -> None:
         self._api = api
         self.id = container_id
+        self._answer: Response | None = None
+        self._killed = False
+
+    def listen(self) -> None:
+        """Register the wait for this container's removal (before it is started)."""
+        # The SDK's `wait` reads the whole answer, so it returns only when the container is
+        # gone; the same request through the client's own `_post`, streamed, returns at the
+        # headers. No timeout: a step may run for days.
+        self._answer = self._api._post(
+            self._api._url("/containers/{0}/wait", self.id),
+            params={"condition": "removed"},
+            stream=True,
+            timeout=None,
+        )
+        self._api._raise_for_status(self._answer)
 
     def wait(self) -> int:
-        from docker.errors import APIError, NotFound
-
+        assert self._answer is not None, "listen() before start"
         try:
-            # One blocking request: the engine answers when the container has stopped (no polling).
-            code = int(self._api.wait(self.id)["StatusCode"])
-        except (NotFound, APIError):
-            # Removed while we waited: only `kill` (a stop) does that.
+            # One blocking read: the engine answers when the container is removed (no polling).
+            status = self._answer.json()
+        finally:
+            self._answer.close()
+        if self._killed:
+            # Removed by a stop (SIGKILL): what the step would have returned is unknown.
             return CANCELLED_EXIT
-        self._remove()
-        return code
+        if (status.get("Error") or {}).get("Message"):
+            raise RunnerError(f"the engine lost the container: {status['Error']['Message']}")
+        return int(status["StatusCode"])
 
     def terminate(self) -> None:
         from docker.errors import APIError, NotFound
@@ -215,7 +243,13 @@ class _Container:
             self._api.kill(self.id, signal="SIGTERM")
 
     def kill(self) -> None:
+        self._killed = True
         self._remove()
+
+    def discard(self) -> None:
+        """Drop the registered wait of a container that never started."""
+        if self._answer is not None:
+            self._answer.close()
 
     def _remove(self) -> None:
         from docker.errors import APIError, NotFound
@@ -276,13 +310,17 @@ class DockerExecutor:
                 # docker-init as PID 1: it forwards SIGTERM to the step (a PID 1 step would
                 # ignore it) and reaps what the step starts.
                 init=True,
+                # Removed by the engine as it ends (see _Container).
+                auto_remove=True,
             ),
         )
         running = _Container(api, str(container["Id"]))
         try:
+            running.listen()
             api.start(running.id)
-        except Exception:
+        except BaseException:
             running.kill()  # never leave a created-but-unstarted container behind
+            running.discard()
             raise
         return running
 

@@ -2,8 +2,9 @@
 
 Every request the docker SDK sends is recorded by wrapping the real client's `request` (the
 requests session under the SDK's low-level client): a run talks to the engine in one short,
-fixed sequence: version, image, create, start, one blocking wait, remove. No inspect after create,
-no ping, no status polling while the step runs, whatever the step's length.
+fixed sequence: version, image, create, a wait registered before the start, start; the engine
+removes the container as it ends (AutoRemove, as `docker run --rm`). No inspect after create, no
+ping, no status polling while the step runs, no DELETE, whatever the step's length.
 """
 
 from __future__ import annotations
@@ -70,13 +71,12 @@ EXPECTED = [
     "GET /version",
     "GET /images/{image}/json",
     "POST /containers/create",
-    "POST /containers/<id>/start",
     "POST /containers/<id>/wait",
-    "DELETE /containers/<id>",
+    "POST /containers/<id>/start",
 ]
 
 
-@pytest.mark.parametrize(("seconds", "code"), [(0, 0), (1.5, 3)])
+@pytest.mark.parametrize(("seconds", "code"), [(0, 0), (0, 7), (1.5, 3)])
 def test_a_step_costs_one_fixed_sequence_of_engine_calls_however_long_it_runs(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -9,8 +9,9 @@ What is real and what stands in (tests name this in their docstrings too):
   provider host (`python -u -m pulumi.dynamic`, gRPC), with the pickled provider the program
   registered and azure-ai-ml's own operations inside the host; the v1 local backend (its store).
 - **Stand-in for azure-native** (no provider binary offline): the Azure ML workspace children the
-  program registers (`EnvironmentVersion`, `BatchEndpoint`, `BatchDeployment`, `Schedule`) are
-  written as azure-native writes them: an ARM `PUT {location, tags, properties}` of the registered
+  program registers (`EnvironmentVersion`, `BatchEndpoint`, `Schedule`; each version's
+  deployment is the dynamic `BatchDeploymentV2`, through the host) are written as azure-native
+  writes them: an ARM `PUT {location, tags, properties}` of the registered
   inputs at the resource's ARM id on create and update, a `DELETE` on delete unless the program
   set `retain_on_delete`. A change of a `replace_on_changes` path or of the ARM id replaces it.
   They go to the same loopback fake ARM service azure-ai-ml talks to, so one request log orders
@@ -55,9 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HARNESS = REPO_ROOT / "tests" / "program" / "mock_program.py"
 DYNAMIC = "pulumi-python:dynamic/"
 ML = "azure-native:machinelearningservices:"
-ARM_WRITTEN = frozenset(
-    {f"{ML}EnvironmentVersion", f"{ML}BatchEndpoint", f"{ML}BatchDeployment", f"{ML}Schedule"}
-)
+ARM_WRITTEN = frozenset({f"{ML}EnvironmentVersion", f"{ML}BatchEndpoint", f"{ML}Schedule"})
 """azure-native types the stand-in writes to the fake ARM service."""
 ARM_BODY_KEYS = ("location", "tags", "properties", "kind", "identity", "sku")
 API_VERSION = "2024-10-01"

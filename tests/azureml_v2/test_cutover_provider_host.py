@@ -1,31 +1,30 @@
-"""The cut-over v1 -> v2 -> back through the real program and the real provider host, watched
-write by write on both backends.
+"""The cut-over v1 -> v2 -> back through the real program and the real provider host, watched write
+by write on both backends.
 
-What is real: the program, run under the recording mocks for each stack config of the cut-over
-(in a copy of the project); the order of every operation, taken from the dependency graph that
-run registers (`dependsOn` and parents), never written by hand, and tried under two tie-breaks
-among ready resources (pauses as early as the graph allows, and as late); the dynamic resources
-through the provider host (a fresh host process per `up`, as the CLI starts one, unpickling the
-providers the program registered): v1 `PipelineEndpoint`/`PipelineSchedule` on the v1 local
-backend (its SQLite store, read by the test), v2 `PipelineComponentV2`/`DefaultDeploymentV2`
-with azure-ai-ml's operations against the loopback fake ARM service.
+What is real: the program, run under the recording mocks for each stack config of the cut-over (in a
+copy of the project); the order of every operation, taken from the dependency graph that run
+registers (`dependsOn` and parents), never written by hand, and tried under two tie-breaks among
+ready resources (pauses as early as the graph allows, and as late); the dynamic resources through
+the provider host (a fresh host process per `up`, as the CLI starts one, unpickling the providers
+the program registered): v1 `PipelineEndpoint`/`PipelineSchedule` on the v1 local backend (its
+SQLite store, read by the test), v2 `PipelineComponentV2`/`DefaultDeploymentV2` with azure-ai-ml's
+operations against the loopback fake ARM service.
 
 What stands in: azure-native (no provider binary offline). Its workspace children
-(EnvironmentVersion, BatchEndpoint, BatchDeployment, Schedule) are written by the engine
-stand-in as ARM PUT (create/update: the registered inputs' location, tags and properties) and
-DELETE (unless retained) on the same fake service, so the v2 schedules' state is what those
-writes leave there (`properties.isEnabled`). Everything else azure-native or docker-build owns
-(resource group, workspace, compute, image, ...) is state only. See program_engine.py.
+(EnvironmentVersion, BatchEndpoint, Schedule; deployments are the dynamic BatchDeploymentV2) are
+written by the engine stand-in as ARM PUT (create/update: the registered inputs' location, tags and
+properties) and DELETE (unless retained) on the same fake service, so the v2 schedules' state is
+what those writes leave there (`properties.isEnabled`). Everything else azure-native or docker-build
+owns (resource group, workspace, compute, image, ...) is state only. See program_engine.py.
 
-What is checked, after every write either backend applied (v2: each request the fake ARM
-service applied; v1: each provider operation, one backend write per schedule): every schedule a
-definition enables is running under at least one API at every moment from the first deploy on
-(no gap); a schedule running under both APIs at once only inside a hand-over that the same
-`up` opens (the new API's schedule becomes active) and closes (the old one is paused); at the
-end of each `up`, exactly one API runs it. Two APIs on two services cannot switch atomically:
-"never both" at every instant would force a gap, so the graph orders create-then-pause and the
-overlap is bounded to the writes between the two inside one `up`, never across an `up` boundary.
-"""
+What is checked, after every write either backend applied (v2: each request the fake ARM service
+applied; v1: each provider operation, one backend write per schedule): every schedule a definition
+enables is running under at least one API at every moment from the first deploy on (no gap); a
+schedule running under both APIs at once only inside a hand-over that the same `up` opens (the new
+API's schedule becomes active) and closes (the old one is paused); at the end of each `up`, exactly
+one API runs it. Two APIs on two services cannot switch atomically: "never both" at every instant
+would force a gap, so the graph orders create-then-pause and the overlap is bounded to the writes
+between the two inside one `up`, never across an `up` boundary."""
 
 from __future__ import annotations
 

@@ -1,17 +1,16 @@
-"""The v2 dynamic resources (`PipelineComponentV2`, `DefaultDeploymentV2`) through the real
-provider host, fed what the real program registers for `Pulumi.v2.yaml`.
+"""The v2 dynamic resources (`PipelineComponentV2`, `DefaultDeploymentV2`) through the real provider
+host, fed what the real program registers for `Pulumi.v2.yaml`.
 
 Real: the program (recording mocks, in a copy of the project), the provider host started as the
-Pulumi CLI's plugin script starts it (`python -u -m pulumi.dynamic`, gRPC), the provider the
-program pickled, and inside the host azure-ai-ml's own MLClient operations with azure-identity's
+Pulumi CLI's plugin script starts it (`python -u -m pulumi.dynamic`, gRPC), the provider the program
+pickled, and inside the host azure-ai-ml's own MLClient operations with azure-identity's
 `DefaultAzureCredential`, reaching the loopback fake ARM service only through the SDKs' own
 environment settings (cloud metadata URL, App Service managed-identity endpoint, CA bundle; see
 tests/azureml_v2/loopback.py). Stand-in: azure-native's writes of the workspace children
-(EnvironmentVersion, BatchEndpoint, BatchDeployment, Schedule), as PUT/DELETE of the registered
-inputs on the same fake service (see tests/azureml_v2/program_engine.py). Step code goes up from
-the host, by azure-storage-blob, to the loopback blob service (tests/azureml_v2/fake_blob.py)
-behind the fake's `startPendingUpload`.
-"""
+(EnvironmentVersion, BatchEndpoint, Schedule; deployments are the dynamic BatchDeploymentV2), as
+PUT/DELETE of the registered inputs on the same fake service (see
+tests/azureml_v2/program_engine.py). Step code goes up from the host, by azure-storage-blob, to the
+loopback blob service (tests/azureml_v2/fake_blob.py) behind the fake's `startPendingUpload`."""
 
 from __future__ import annotations
 

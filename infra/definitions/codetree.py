@@ -10,7 +10,12 @@ folder. So:
   refused: its content would be uploaded but not hashed, and would dangle in the container;
 - a dangling link and a link loop are refused (the upload would fail on them);
 - a folder or file that cannot be read is refused (the upload silently leaves such files out, and
-  listing skips such folders, so the hash would not cover them).
+  listing skips such folders, so the hash would not cover them);
+- a `.gitignore` without an `.amlignore` is refused: both Azure ML SDKs (azureml-core's snapshot
+  for v1, azure-ai-ml's code upload for v2) fall back to `.gitignore` when a folder has no
+  `.amlignore`, so what it lists would be missing on Azure alone, while the hash, local runs and
+  the image's view of the folder include it. An `.amlignore` (an empty one keeps every file)
+  makes every consumer follow the same file.
 
 Paths the folder's `.amlignore` leaves out are not looked at: nothing uploads or hashes them.
 Checked by validation (:mod:`infra.definitions.validate`), so the CLI, the runner, the Pulumi
@@ -25,6 +30,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+AMLIGNORE = ".amlignore"
+GITIGNORE = ".gitignore"
 MAX_PROBLEMS = 5
 """Problems reported per code folder (the first ones, in path order); the rest are counted."""
 
@@ -56,9 +63,20 @@ class _AlwaysIgnored:
         return name.endswith(".pyc") or name == ".DS_Store"
 
 
-def code_tree_problems(folder: Path, ignore_file: str | None = ".amlignore") -> list[str]:
+def code_tree_problems(folder: Path, ignore_file: str | None = AMLIGNORE) -> list[str]:
     """Why the code folder `folder` breaks the rule above (empty when it does not), each message
     naming the offending path relative to the folder."""
+    problems: list[str] = []
+    if (
+        ignore_file == AMLIGNORE
+        and os.path.isfile(os.path.join(folder, GITIGNORE))
+        and not os.path.lexists(os.path.join(folder, AMLIGNORE))
+    ):
+        problems.append(
+            f"has a {GITIGNORE} and no {AMLIGNORE}: Azure ML would upload it without what "
+            f"{GITIGNORE} lists, while the content hash and local runs include it; add an "
+            f"{AMLIGNORE} (an empty one keeps every file)"
+        )
     top = os.path.realpath(folder)
     rules: Any = _AlwaysIgnored()
     if ignore_file and os.path.lexists(os.path.join(folder, ignore_file)):
@@ -69,7 +87,6 @@ def code_tree_problems(folder: Path, ignore_file: str | None = ".amlignore") -> 
             rules = ignore_rules(folder, ignore_file)
         except (OSError, UnicodeDecodeError) as exc:
             return [f"{ignore_file} cannot be read ({exc})"]
-    problems: list[str] = []
     pending = [("", os.fspath(folder))]
     while pending:
         prefix, dirpath = pending.pop()

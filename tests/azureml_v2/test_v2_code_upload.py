@@ -22,6 +22,7 @@ import pytest
 from azure.ai.ml import MLClient
 from pulumi.dynamic.dynamic import serialize_provider
 
+from infra.definitions.errors import SpecErrors
 from infra.definitions.hashing import iter_tree
 from infra.definitions.loader import LoadedPipeline
 from infra.provider.azureml_v2.dynamic import PipelineComponentProvider, WorkspaceProps
@@ -372,15 +373,23 @@ def test_a_folder_whose_gitignore_azure_ml_would_apply_is_refused_before_any_upl
     write_pipeline: Callable[..., LoadedPipeline],
 ) -> None:
     # azure-ai-ml falls back to .gitignore when a folder has no .amlignore; the content hash and
-    # local runs follow .amlignore only, so lookup.csv would be missing on Azure alone.
+    # local runs follow .amlignore only, so lookup.csv would be missing on Azure alone. The
+    # definitions core refuses it (for v1 too: azureml-core falls back the same way).
     files = {
         "steps/prep/prep.py": "print(open('lookup.csv').read())\n",
         "steps/prep/lookup.csv": "a,b\n",
         "steps/prep/.gitignore": "*.csv\n",
     }
-    (problem,) = v2_problems([write_pipeline(GITIGNORED, files)])
+    with pytest.raises(SpecErrors) as refused:
+        write_pipeline(GITIGNORED, files)
+    (problem,) = refused.value.errors
     assert (problem.path, problem.line) == (("steps", 0, "code"), 7)
     assert "has a .gitignore and no .amlignore" in problem.message
+    # azure-ai-ml's own choice of ignore file for that folder, which the rule is about.
+    from azure.ai.ml._utils._asset_utils import get_ignore_file
+
+    folder = Path(problem.file).parent / "steps" / "prep"
+    assert type(get_ignore_file(folder)).__name__ == "GitIgnoreFile"
 
 
 def test_with_an_amlignore_the_folder_goes_up_as_hashed_gitignore_or_not(

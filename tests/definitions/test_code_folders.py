@@ -167,3 +167,35 @@ def test_unreadable_code_is_a_located_error_for_a_non_root_user(
         assert result.returncode in (1, 2), result.stderr
         assert "Traceback" not in result.stderr
         assert f"defs/p/pipeline.yaml:5: {expected}" in result.stderr, result.stderr
+
+
+def test_a_gitignore_without_an_amlignore_is_a_located_error_for_every_api(repo: Path) -> None:
+    # azureml-core (v1 snapshot) and azure-ai-ml (v2 upload) both fall back to .gitignore when a
+    # folder has no .amlignore: lookup.csv would be missing on Azure alone, while the hash and
+    # local runs include it. Refused where every consumer loads definitions.
+    code = repo / "defs" / "p" / "code"
+    (code / "lookup.csv").write_text("a,b\n")
+    (code / ".gitignore").write_text("*.csv\n")
+    errors = load_definitions([repo / "defs"], repo).errors
+    (error,) = errors
+    assert error.path == ("steps", 0, "code") and error.line == 5
+    assert "has a .gitignore and no .amlignore" in error.message
+    assert "an empty one keeps every file" in error.message
+    # What the SDKs would apply, so that the check is not about a file they ignore.
+    from azureml._project.ignore_file import get_project_ignore_file
+
+    assert get_project_ignore_file(str(code)).get_path().endswith(".gitignore")
+
+    # An .amlignore (empty: keep everything) makes every consumer follow the same file.
+    (code / ".amlignore").write_text("")
+    assert not load_definitions([repo / "defs"], repo).errors
+    assert get_project_ignore_file(str(code)).get_path().endswith(".amlignore")
+
+
+def test_a_gitignore_problem_does_not_hide_the_folders_other_problems(repo: Path) -> None:
+    code = repo / "defs" / "p" / "code"
+    (code / ".gitignore").write_text("*.csv\n")
+    (code / "passwd").symlink_to("/etc/passwd")
+    problems = code_tree_problems(code)
+    assert len(problems) == 2
+    assert "no .amlignore" in problems[0] and "outside the code folder" in problems[1]

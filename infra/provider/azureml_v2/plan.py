@@ -439,16 +439,6 @@ def _step_problems(loaded: LoadedPipeline, index: int, step: AnyStep) -> list[tu
                 f"{step.name.lower()!r} (references to it too)",
             )
         )
-    folder = loaded.folder / step.code
-    if (folder / ".gitignore").is_file() and not (folder / ".amlignore").exists():
-        problems.append(
-            (
-                (*here, "code"),
-                f"{step.code} has a .gitignore and no .amlignore: azure-ai-ml would upload it "
-                "without what .gitignore lists, while the content hash and local runs include "
-                "it; add an .amlignore (an empty one keeps every file)",
-            )
-        )
     literal_parts: list[tuple[KeyPath, str]] = [
         ((*here, "args", i), a) for i, a in enumerate(step.args) if isinstance(a, str)
     ]

@@ -8,7 +8,8 @@ The runner's own overhead is `amlpipe run` minus `docker run --rm` (the containe
 both pay) minus `python -c pass` (the interpreter the CLI starts in): loading and validating the
 definitions, the docker SDK, the engine round trips, the run folder, logs and summary. CPU is
 user + system time of the child (for docker, of its CLI only: the engine's work is not counted).
-Bytecode is cached as an installed package has it. `--baseline DIR` adds `amlpipe run` from
+Bytecode is cached as an installed package has it. The order of the variants is shuffled
+in every round. `--baseline DIR` adds `amlpipe run` from
 another checkout (e.g. the main branch before a change), interleaved with the rest.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -92,7 +94,11 @@ def main() -> None:
                      "--image", image, "--run-dir", str(run_dir)],
                     {**base_env, "PYTHONPATH": str(checkout)},
                 )  # fmt: skip
-            for label, (command, env) in runs.items():
+            # A different order each round: what ran just before (the engine still tidying up
+            # after a removal, caches) does not always favour the same variant.
+            order = list(runs.items())
+            random.Random(index).shuffle(order)
+            for label, (command, env) in order:
                 sample = timed(command, env)
                 if index:  # the first round warms caches (bytecode, page cache, image layers)
                     samples.setdefault(label, []).append(sample)
@@ -103,7 +109,7 @@ def main() -> None:
     floor = median("python -c pass", 0) + median("docker run --rm", 0)
     print(f"one-step no-op pipeline, medians of {args.repeat} interleaved runs, image {image}")
     print(f"{'':<24} {'wall s':>7} {'cpu s':>6} {'overhead s':>11}")
-    for label in samples:
+    for label in ["python -c pass", "docker run --rm", *checkouts]:
         wall, cpu = median(label, 0), median(label, 1)
         overhead = f"{wall - floor:>+11.3f}" if label.startswith("amlpipe") else ""
         print(f"{label:<24} {wall:>7.3f} {cpu:>6.3f} {overhead}")

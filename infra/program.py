@@ -47,7 +47,7 @@ from infra.components.pipelines_v2 import PipelinesV2, PipelinesV2Args
 from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
 from infra.paths import ProjectRootError, project_path, project_root
-from infra.program_runtime import cheap_stack_traces, composing, track_outputs
+from infra.program_runtime import composing, track_outputs
 from infra.provider.azureml_v2.plan import v2_problems
 from infra.provider.port import RegistryIdentity
 from infra.settings import Api, SettingsError, factory_pipelines, read_settings
@@ -62,7 +62,6 @@ def main() -> None:
     """Run the program: user errors end it with their located message, no traceback."""
     # The runtime's per-output and per-object costs, kept linear (see infra.program_runtime).
     track_outputs()
-    cheap_stack_traces()
     try:
         with composing():
             compose()

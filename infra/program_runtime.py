@@ -1,5 +1,4 @@
-"""Three costs the Pulumi Python runtime puts on every resource: two kept linear in the program's
-size, one made cheaper.
+"""Two costs the Pulumi Python runtime puts on every resource, kept linear in the program's size.
 
 Measured with bench/program_eval.py (the samples cloned to 100 and 500 pipelines, three resources
 per pipeline, under the recording mocks), before these two changes:
@@ -26,35 +25,18 @@ per pipeline, under the recording mocks), before these two changes:
   twice rather than at every full collection. Frozen objects are still freed by reference
   counting, and cyclic garbage is still collected.
 
-- **Stack traces.** At every registration pulumi 3.223 records where the resource was created
-  (``_get_stack_trace`` in ``pulumi.runtime.resource``: the frames below the resource's own
-  constructor, sent to the engine as the request's stack trace and source position). It takes
-  them with ``traceback.extract_stack``, which also reads every frame's source line and stats
-  every file on the stack through ``linecache``, and converts each file name to a URI again:
-  about 0.4 ms per resource for some 24 frames, 1.2 ms per pipeline (three resources). No
-  setting turns the capture off. :func:`cheap_stack_traces` puts in its place a walk of the
-  same frames that builds the same message (file URIs cached per file name), for the SDK
-  version it was checked against only.
-
-All three act on the interpreter that runs the program: the Pulumi language host (or the mocks
+Both act on the interpreter that runs the program: the Pulumi language host (or the mocks
 harness) starts one per run, and nothing else runs in it.
 """
 
 from __future__ import annotations
 
 import gc
-import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import cache
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import pulumi.runtime.resource as runtime_resource
-from pulumi._version import _VERSION as PULUMI_VERSION
-from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import SETTINGS
 
 
@@ -154,63 +136,3 @@ def composing() -> Iterator[None]:
         gc.set_threshold(YOUNG_GENERATION, 20, 10)
         if was_enabled:
             gc.enable()
-
-
-STACK_TRACE_SDK_VERSIONS = frozenset({"3.223.0"})
-"""Pulumi SDK versions whose ``_get_stack_trace`` :func:`stack_trace` was checked against (the
-frames it keeps and the message it builds); any other keeps its own."""
-
-SDK_STACK_TRACE = runtime_resource._get_stack_trace
-"""The runtime's own, as imported (tests compare :func:`stack_trace` with it)."""
-
-
-@cache
-def _file_uri(filename: str) -> str | None:
-    """`filename` as the runtime writes it in a source position; None where it writes none (an
-    empty or relative name, e.g. ``<string>``)."""
-    if filename == "":
-        return None
-    try:
-        return Path(filename).as_uri()
-    except ValueError:
-        return None
-
-
-def _frame(frame: FrameType) -> source_pb2.StackFrame:
-    uri = _file_uri(frame.f_code.co_filename)
-    line = frame.f_lineno
-    if uri is None or line is None:
-        return source_pb2.StackFrame()
-    return source_pb2.StackFrame(pc=source_pb2.SourcePosition(uri=uri, line=line))
-
-
-def stack_trace() -> source_pb2.StackTrace:
-    """What pulumi 3.223's ``_get_stack_trace`` returns, without ``traceback``: the frames below
-    the third ``__init__`` up the stack (Resource, Custom/ComponentResource, the concrete class),
-    innermost first, each with its file URI and line; an empty trace when there is no frame
-    below it or fewer than three ``__init__`` frames."""
-    frame: FrameType | None = sys._getframe(1)
-    inits = 0
-    while frame is not None:
-        if frame.f_code.co_name == "__init__":
-            inits += 1
-            if inits == 3:
-                break
-        frame = frame.f_back
-    if frame is None or frame.f_back is None:
-        return source_pb2.StackTrace()
-    frames = []
-    below: FrameType | None = frame.f_back
-    while below is not None:
-        frames.append(_frame(below))
-        below = below.f_back
-    return source_pb2.StackTrace(frames=frames)
-
-
-def cheap_stack_traces() -> bool:
-    """Put :func:`stack_trace` in the place of the runtime's ``_get_stack_trace``, for the SDK
-    versions in :data:`STACK_TRACE_SDK_VERSIONS`; whether it is in place."""
-    if PULUMI_VERSION not in STACK_TRACE_SDK_VERSIONS:
-        return False
-    runtime_resource._get_stack_trace = stack_trace
-    return True

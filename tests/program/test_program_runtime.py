@@ -1,6 +1,6 @@
-"""The program's runtime measures (infra/program_runtime.py) keep what Pulumi relies on: the
+"""The program's two runtime measures (infra/program_runtime.py) keep what Pulumi relies on: the
 end of the program still waits for every output and still fails on a failed one; collection
-resumes as it was, whatever the composition does; the engine gets the same stack traces."""
+resumes as it was, whatever the composition does."""
 
 from __future__ import annotations
 
@@ -12,23 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pulumi
-import pulumi.runtime.resource as runtime_resource
 import pytest
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
-from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import SETTINGS
 
 import infra.program
-import infra.program_runtime
-from infra.program_runtime import (
-    YOUNG_GENERATION,
-    OutputTracker,
-    _file_uri,
-    cheap_stack_traces,
-    composing,
-    stack_trace,
-    track_outputs,
-)
+from infra.program_runtime import YOUNG_GENERATION, OutputTracker, composing, track_outputs
 
 
 class NoResources(Mocks):
@@ -202,83 +191,3 @@ def test_program_composes_with_the_tracker_installed_and_collection_paused(
     pulumi.runtime.test(infra.program.main)()
     assert observed == [("OutputTracker", False)]
     assert gc.isenabled()
-
-
-class Recording(Mocks):
-    """Every resource registers with its inputs as outputs; nothing is invoked."""
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
-        raise AssertionError(f"unexpected invoke {args.token}")
-
-
-class Leaf(pulumi.CustomResource):
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("test:index:Leaf", name, {"value": name}, opts)
-
-
-class Wrapper(pulumi.ComponentResource):
-    def __init__(self, name: str) -> None:
-        super().__init__("test:index:Wrapper", name, None, None)
-        Leaf(f"{name}-leaf", pulumi.ResourceOptions(parent=self))
-        self.register_outputs({})
-
-
-def test_stack_traces_are_the_runtimes_own_at_every_registration(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Custom and component resources, created directly, from a component and from code without
-    a file (exec of a string): the cheap trace is the runtime's, byte for byte, and not empty."""
-    original = infra.program_runtime.SDK_STACK_TRACE
-    assert original.__module__ == "pulumi.runtime.resource"
-    pairs: list[tuple[bytes, bytes]] = []
-
-    def both() -> source_pb2.StackTrace:
-        theirs, ours = original(), stack_trace()
-        pairs.append(
-            (
-                theirs.SerializeToString(deterministic=True),
-                ours.SerializeToString(deterministic=True),
-            )
-        )
-        return theirs
-
-    monkeypatch.setattr(runtime_resource, "_get_stack_trace", both)
-    pulumi.runtime.set_mocks(Recording(), project="p", stack="s", preview=False)
-
-    def program() -> None:
-        Leaf("direct")
-        Wrapper("wrapped")
-        exec(compile("Leaf('from-a-string')", "<string>", "exec"), {"Leaf": Leaf})
-
-    pulumi.runtime.test(program)()
-    assert len(pairs) == 4
-    for theirs, ours in pairs:
-        assert ours == theirs
-        assert len(source_pb2.StackTrace.FromString(theirs).frames) > 0
-
-
-def test_a_stack_without_three_constructors_gives_an_empty_trace_as_the_runtimes() -> None:
-    original = infra.program_runtime.SDK_STACK_TRACE
-    assert stack_trace() == original() == source_pb2.StackTrace()
-
-
-def test_file_uris_and_unnamed_code_as_the_runtime_writes_them() -> None:
-    assert _file_uri("/a b/c.py") == "file:///a%20b/c.py"
-    assert _file_uri("<string>") is None
-    assert _file_uri("") is None
-
-
-def test_cheap_stack_traces_only_for_the_checked_sdk_version(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    original = infra.program_runtime.SDK_STACK_TRACE
-    monkeypatch.setattr(runtime_resource, "_get_stack_trace", original)
-    monkeypatch.setattr(infra.program_runtime, "PULUMI_VERSION", "3.224.0")
-    assert cheap_stack_traces() is False
-    assert runtime_resource._get_stack_trace is original
-    monkeypatch.setattr(infra.program_runtime, "PULUMI_VERSION", "3.223.0")
-    assert cheap_stack_traces() is True
-    assert runtime_resource._get_stack_trace is stack_trace

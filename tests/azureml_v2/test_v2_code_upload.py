@@ -30,29 +30,12 @@ from infra.provider.azureml_v2.plan import PipelinePlan, plan_pipeline, v2_probl
 from infra.provider.azureml_v2.service import V2Service, V2ServiceError, Workspace
 from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
 from tests.azureml_v2.fake_blob import FakeBlobService, Fault, Request
-from tests.azureml_v2.v2_fixtures import IMAGES
+from tests.azureml_v2.v2_fixtures import IMAGES, TWO_STEPS
 
 WS = Workspace("00000000-0000-0000-0000-000000000000", "rg", "ws")
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:1"}
 OWNER = "azureml-pipelines/dev"
 
-YAML = """\
-    name: demo
-    experiment: demo
-    compute: cpu-cluster
-    steps:
-      - name: prep
-        kind: python
-        code: steps/prep
-        script: prep.py
-        args: ["${{outputs.data}}"]
-        outputs: [data]
-      - name: train
-        kind: r
-        code: steps/train
-        script: train.R
-        args: ["${{steps.prep.outputs.data}}"]
-    """
 FILES = {
     "steps/prep/prep.py": "import helpers\nprint(1)\n",
     "steps/prep/helpers.py": "X = 1\n",
@@ -123,7 +106,7 @@ def _assert_every_component_has_complete_code(
 def test_first_publish_uploads_each_step_folder_once_with_its_content(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert arm.unexpected == [] and blobs.unexpected == []
@@ -152,7 +135,7 @@ def test_first_publish_uploads_each_step_folder_once_with_its_content(
 def test_a_second_publish_of_the_same_content_uploads_nothing(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     _service(arm).register(plan, ENVIRONMENTS, OWNER)
     arm.requests.clear()
@@ -167,12 +150,12 @@ def test_the_same_folder_in_a_new_component_version_reuses_its_uploaded_code(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
     # The image changes (new step versions) but no code: the code is found by its hash.
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     _service(arm).register(plan, ENVIRONMENTS, OWNER)
     blobs.requests.clear()
     moved = {"training": IMAGES["training"].replace("ab" * 32, "cd" * 32)}
-    newer = plan_pipeline(write_pipeline(YAML, FILES), moved)
+    newer = plan_pipeline(write_pipeline(TWO_STEPS, FILES), moved)
     assert len(_service(arm).register(newer, ENVIRONMENTS, OWNER).created) == 3
     assert blobs.requests == []
     _assert_every_component_has_complete_code(arm, blobs, newer)
@@ -182,10 +165,12 @@ def test_a_changed_script_uploads_only_its_folder(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
     arm = FakeArm(blobs=blobs)
-    _service(arm).register(plan_pipeline(write_pipeline(YAML, FILES), IMAGES), ENVIRONMENTS, OWNER)
+    _service(arm).register(
+        plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES), ENVIRONMENTS, OWNER
+    )
     blobs.requests.clear()
     changed = {**FILES, "steps/train/train.R": "cat(2)\n"}
-    plan = plan_pipeline(write_pipeline(YAML, changed), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, changed), IMAGES)
     _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert sorted(r.blob for r in blobs.ops("put_blob")) == ["train/lib/util.R", "train/train.R"]
     assert _uploaded_code(arm, blobs, _component(plan, "train"))["train.R"] == b"cat(2)\n"
@@ -209,7 +194,7 @@ def _fail(op: str, blob_suffix: str, fault: Fault) -> Callable[[Request], Fault 
 def test_a_failed_upload_registers_nothing_on_it_and_the_next_up_repairs_it(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService, op: str, blob: str
 ) -> None:
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     # The SAS expiring mid-upload: not retried by the client, the upload fails.
     blobs.fault = _fail(op, blob, Fault(403, "AuthenticationFailed"))
@@ -262,7 +247,7 @@ def _publish_in_thread(service: V2Service, plan: PipelinePlan) -> BaseException 
 def test_a_transfer_cut_off_once_is_retried_by_the_client(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     cut: list[Request] = []
 
@@ -284,7 +269,7 @@ def test_a_transfer_cut_off_once_is_retried_by_the_client(
 def test_a_transfer_that_keeps_failing_ends_the_up_without_hanging_and_is_repaired(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
-    plan = plan_pipeline(write_pipeline(YAML, FILES), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, FILES), IMAGES)
     arm = FakeArm(blobs=blobs)
     blobs.fault = _fail("put_blob", "prep/helpers.py", Fault(drop=True))
     failed = _publish_in_thread(_service(arm), plan)
@@ -301,7 +286,7 @@ def test_no_sas_reaches_the_provider_outputs_or_its_pickle(
     blobs: FakeBlobService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    loaded = write_pipeline(YAML, FILES)
+    loaded = write_pipeline(TWO_STEPS, FILES)
     root = loaded.folder.parents[1]
     monkeypatch.chdir(root)  # the provider host runs in the project folder
     plan = plan_pipeline(loaded, IMAGES)
@@ -344,7 +329,7 @@ def test_the_real_client_keeps_the_progress_bar_a_failed_file_depends_on() -> No
 def test_a_file_above_the_single_put_size_goes_up_in_blocks_and_is_committed_whole(
     write_pipeline: Callable[..., LoadedPipeline], blobs: FakeBlobService
 ) -> None:
-    loaded = write_pipeline(YAML, FILES)
+    loaded = write_pipeline(TWO_STEPS, FILES)
     big = loaded.folder / "steps" / "train" / "model.bin"
     # Just above azure-storage-blob's 64 MiB single-put limit: staged blocks, then a block list.
     big.write_bytes(bytes(range(256)) * (64 * 4096 + 1))

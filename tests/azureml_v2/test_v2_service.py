@@ -16,7 +16,7 @@ from infra.provider.azureml_v2 import entities as E
 from infra.provider.azureml_v2.plan import plan_pipeline
 from infra.provider.azureml_v2.service import OWNER_TAG, V2Service, V2ServiceError, Workspace
 from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
-from tests.azureml_v2.v2_fixtures import IMAGES
+from tests.azureml_v2.v2_fixtures import IMAGES, TWO_STEPS
 
 WS = Workspace("00000000-0000-0000-0000-000000000000", "rg", "ws")
 ENVIRONMENTS = {"training": "azureml:amlpipe-training:0123abcd"}
@@ -86,31 +86,14 @@ def test_registering_an_unchanged_definition_again_writes_nothing(
 def test_one_changed_script_creates_one_step_version_and_one_pipeline_version(
     write_pipeline: Callable[..., LoadedPipeline],
 ) -> None:
-    yaml_text = """\
-        name: demo
-        experiment: demo
-        compute: cpu-cluster
-        steps:
-          - name: prep
-            kind: python
-            code: steps/prep
-            script: prep.py
-            args: ["${{outputs.data}}"]
-            outputs: [data]
-          - name: train
-            kind: r
-            code: steps/train
-            script: train.R
-            args: ["${{steps.prep.outputs.data}}"]
-        """
     files = {"steps/prep/prep.py": "print(1)\n", "steps/train/train.R": "cat(1)\n"}
     arm = FakeArm()
     _service(arm).register(
-        plan_pipeline(write_pipeline(yaml_text, files), IMAGES), ENVIRONMENTS, OWNER
+        plan_pipeline(write_pipeline(TWO_STEPS, files), IMAGES), ENVIRONMENTS, OWNER
     )
     arm.requests.clear()
     changed = {**files, "steps/train/train.R": "cat(2)\n"}
-    plan = plan_pipeline(write_pipeline(yaml_text, changed), IMAGES)
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, changed), IMAGES)
     registered = _service(arm).register(plan, ENVIRONMENTS, OWNER)
     assert registered.created == (
         f"demo__train:{plan.steps[1].version}",

@@ -92,12 +92,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.stack:
         from infra.paths import ProjectRootError, project_root
         from infra.settings import SettingsError
+        from infra.stack_files import StackFileError
 
         try:
             # The project root as the program finds it: its stack files are the other stacks.
             known = known_names_of_stack(args.stack, project_root())
-        except SettingsError as exc:
-            # An invalid stack file, reported and exited on as the program does (a RunError).
+        except (SettingsError, StackFileError) as exc:
+            # An invalid stack file (its values, or YAML that cannot be read), reported and
+            # exited on as the program does (a RunError).
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
         except (ValueError, ProjectRootError) as exc:

@@ -185,3 +185,18 @@ def test_validate_with_an_unknown_stack_names_the_known_ones(
 
     assert main(["validate", "--stack", "prod"]) == 2
     assert "stacks: other" in capsys.readouterr().err
+
+
+def test_validate_with_a_stack_file_that_is_not_yaml_names_the_file_and_line(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _repo_with_stack(make_repo, "config: {}\n")
+    (repo / "Pulumi.broken.yaml").write_text("config:\n  azureml-pipelines:location: [westeurope\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "broken", "pipeline_defs"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Pulumi.broken.yaml line ")
+    assert "YAML syntax error" in err and "Traceback" not in err

@@ -21,8 +21,6 @@ the host did from `arm.requests` / `arm.objects`. Observers run after every writ
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import secrets
 import ssl
@@ -37,12 +35,9 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlparse
 
 from azure.core.pipeline.transport import HttpRequest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.azureml_v2.fake_arm import FakeArm
+from tests.tls import self_signed_certificate
 
 CLOUD_NAME = "AmlpipeLoopback"
 METADATA_PATH = "/metadata/endpoints"
@@ -52,38 +47,6 @@ WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 Timing = Literal["before", "after"]
 Observer = Callable[[str, str], None]
 """Called after each write the service applied, with its method and path below the workspace."""
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (two PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem, key_file = folder / "loopback-arm.pem", folder / "loopback-arm.key"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return pem, key_file
 
 
 @dataclass
@@ -235,7 +198,7 @@ class _Server(ThreadingHTTPServer):
 @contextmanager
 def serve(arm: FakeArm, folder: Path) -> Iterator[LoopbackArm]:
     """Serve `arm` on an ephemeral loopback port over HTTPS until the block ends."""
-    pem, key_file = _certificate(folder)
+    pem, key_file = self_signed_certificate(folder, "loopback-arm")
     server = _Server(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pem, key_file)

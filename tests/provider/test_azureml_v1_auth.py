@@ -6,7 +6,6 @@ certificate, so azure-identity and MSAL talk to their real default host), the Az
 
 from __future__ import annotations
 
-import datetime
 import json
 import socket
 import ssl
@@ -25,6 +24,7 @@ import pytest
 
 from infra.provider.azureml_v1.auth import Authenticator, choose_auth, env_flag
 from infra.provider.port import BackendError
+from tests.tls import self_signed_certificate
 
 ARM_SCOPE = "https://management.core.windows.net/.default"
 AML_SCOPE = "https://ml.azure.com/.default"
@@ -136,51 +136,6 @@ def _handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for Entra's host and 127.0.0.1 (trusted through
-    REQUESTS_CA_BUNDLE in the tests only)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "login.microsoftonline.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("login.microsoftonline.com"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "entra.pem", folder / "entra.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @dataclass
 class Services:
     """The loopback services and what they saw."""
@@ -213,7 +168,7 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Servic
     seen = Seen()
     handler = _handler(seen)
     plain = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path, "entra", ["login.microsoftonline.com"])
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 

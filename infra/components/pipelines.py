@@ -290,9 +290,10 @@ class Pipelines(pulumi.ComponentResource):
             for schedule in spec.schedules:
                 key = schedule_name(spec, schedule)
                 replaced = args.schedules_after.get(key)
+                # A schedule waits for its endpoint (its `endpoint_id` input), which waits for
+                # `depends_on`: naming those again would only make every schedule expand them.
                 schedule_opts = pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[*args.depends_on, *([replaced] if replaced else [])],
+                    parent=self, depends_on=[replaced] if replaced else None
                 )
                 self.schedules[key] = PipelineSchedule(
                     f"{name}-{key}",

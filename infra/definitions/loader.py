@@ -32,6 +32,8 @@ from infra.definitions.yamlsource import YamlDocument, YamlProblem, load_yaml_fi
 PIPELINE_FILE = "pipeline.yaml"
 _STEP_TAGS = {"python", "r", "command"}
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
+_PARAMETER_ADAPTER: TypeAdapter[Parameter] = TypeAdapter(Parameter)
+_SCHEDULE_ADAPTER: TypeAdapter[Schedule] = TypeAdapter(Schedule)
 _NAME_RULES = {
     AZURE_NAME_PATTERN: "use 1-64 letters, digits, '-' or '_', starting with a letter or digit",
     IDENTIFIER_PATTERN: "use 1-64 letters, digits or '_', starting with a letter",
@@ -240,16 +242,14 @@ def _partial(data: dict[str, Any]) -> PartialSpec:
     factory = data.get("data_factory")
     factory = factory if isinstance(factory, dict) else {}
     raw_triggers = factory.get("triggers") if isinstance(factory.get("triggers"), list) else []
-    param_adapter: TypeAdapter[Parameter] = TypeAdapter(Parameter)
-    schedule_adapter: TypeAdapter[Schedule] = TypeAdapter(Schedule)
     return PartialSpec(
         steps=[valid(_STEP_ADAPTER, s) for s in raw_steps or []],
         step_names=[s.get("name") if isinstance(s, dict) else None for s in raw_steps or []],
-        schedules=[valid(schedule_adapter, s) for s in raw_schedules or []],
-        parameters={k: valid(param_adapter, v) for k, v in (raw_params or {}).items()},
+        schedules=[valid(_SCHEDULE_ADAPTER, s) for s in raw_schedules or []],
+        parameters={k: valid(_PARAMETER_ADAPTER, v) for k, v in (raw_params or {}).items()},
         compute=data.get("compute") if isinstance(data.get("compute"), str) else None,
         image=data.get("image", "training") if isinstance(data.get("image", ""), str) else None,
-        triggers=[valid(schedule_adapter, t) for t in raw_triggers or []],
+        triggers=[valid(_SCHEDULE_ADAPTER, t) for t in raw_triggers or []],
     )
 
 

@@ -189,10 +189,8 @@ def _kind_of(path: Path) -> str:
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
-def _check_files(
-    index: int, step: AnyStep, pipeline_dir: Path, repo_root: Path
-) -> Iterator[Problem]:
-    root = repo_root.resolve()
+def _check_files(index: int, step: AnyStep, pipeline_dir: Path, root: Path) -> Iterator[Problem]:
+    """Problems of a step's code folder and script; `root` is the resolved repository root."""
     where = ("steps", index, "code")
     try:
         code = _resolve(pipeline_dir / step.code)
@@ -384,13 +382,14 @@ def validate_partial(
 ) -> list[Problem]:
     """Every meaning problem of a document, in document order."""
     known = known or KnownNames()
+    root = repo_root.resolve()  # once per document: every step's paths are checked against it
     problems = list(_check_names(spec))
     problems += _check_parameters(spec)
     problems += target_problems(spec.compute, spec.image, spec.steps, known)
     for index, step in enumerate(spec.steps):
         if step is None:
             continue
-        problems += _check_files(index, step, pipeline_dir, repo_root)
+        problems += _check_files(index, step, pipeline_dir, root)
         problems += _check_references(index, step, spec)
     problems += _check_output_names(spec)
     problems += _check_dag(spec)

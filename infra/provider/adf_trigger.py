@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -291,8 +291,10 @@ class DataFactoryTriggerArgs:
 class DataFactoryTrigger(Resource, module="datafactory", name="Trigger"):
     """An ADF trigger with its runtime state managed (started or stopped, as `started` says)."""
 
-    trigger_id: pulumi.Output[str]
-    runtime_state: pulumi.Output[str]
+    # Output attributes for type checkers only: see infra.provider.resources.
+    if TYPE_CHECKING:
+        trigger_id: pulumi.Output[str]
+        runtime_state: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: DataFactoryTriggerArgs, opts: pulumi.ResourceOptions | None = None

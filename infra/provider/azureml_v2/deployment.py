@@ -16,7 +16,7 @@ switch prunes it, and deleting the endpoint removes it with the endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -131,7 +131,9 @@ class BatchDeploymentV2Args:
 class BatchDeploymentV2(Resource, module="azureml", name="BatchDeploymentV2"):
     """A published version's batch deployment (a pipeline component deployment)."""
 
-    adopted: pulumi.Output[bool]
+    # Output attributes for type checkers only: see infra.provider.resources.
+    if TYPE_CHECKING:
+        adopted: pulumi.Output[bool]
 
     def __init__(
         self, name: str, args: BatchDeploymentV2Args, opts: pulumi.ResourceOptions | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -299,8 +299,10 @@ class PipelineComponentV2Args:
 class PipelineComponentV2(Resource, module="azureml", name="PipelineComponentV2"):
     """A definition's pipeline component (and its step components), registered by content."""
 
-    component_id: pulumi.Output[str]
-    created: pulumi.Output[list[str]]
+    # Output attributes for type checkers only: see infra.provider.resources.
+    if TYPE_CHECKING:
+        component_id: pulumi.Output[str]
+        created: pulumi.Output[list[str]]
 
     def __init__(
         self, name: str, args: PipelineComponentV2Args, opts: pulumi.ResourceOptions | None = None
@@ -338,8 +340,10 @@ class DefaultDeploymentV2Args:
 class DefaultDeploymentV2(Resource, module="azureml", name="DefaultDeploymentV2"):
     """The batch endpoint's default deployment (the promotion switch), with pruning."""
 
-    kept: pulumi.Output[list[str]]
-    previous: pulumi.Output[str]
+    # Output attributes for type checkers only: see infra.provider.resources.
+    if TYPE_CHECKING:
+        kept: pulumi.Output[list[str]]
+        previous: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: DefaultDeploymentV2Args, opts: pulumi.ResourceOptions | None = None

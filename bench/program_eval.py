@@ -23,6 +23,11 @@ times, medians reported:
 program and harness, e.g. a worktree of main before a change), interleaved with this one, and
 prints its rows and the CPU ratio of this checkout to it: a before/after in one run.
 
+`--python PY` runs the floor and the same clones (this checkout's program and harness) with
+another interpreter too, interleaved, each of its rows divided by its own floor: e.g. a venv
+with a newer Pulumi SDK than the pinned one, made by `bench/pulumi_venv.py` (the program never
+imports the Azure ML SDKs whose pins hold Pulumi back, so it runs there unchanged).
+
 Bytecode is cached as on any machine after the first run, even where PYTHONDONTWRITEBYTECODE is
 set (as on these build machines, where the checkout's modules would otherwise be compiled from
 source by every child while the installed packages' are not): the children write and read it in
@@ -125,6 +130,8 @@ class Command:
 
     argv: list[str]
     root: Path = REPO_ROOT
+    floor: str = "floor"
+    """Label of the floor this command's ratios are taken to."""
 
 
 def run_child(command: Command) -> Sample:
@@ -156,6 +163,20 @@ def measure(commands: dict[str, Command], repeat: int) -> dict[str, list[Sample]
         for label, argv in commands.items():
             samples[label].append(run_child(argv))
     return samples
+
+
+def pulumi_version(python: Path) -> str:
+    """`pulumi <version>` as installed for interpreter `python`."""
+    code = "import importlib.metadata as m; print(m.version('pulumi'))"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{python}: cannot read its pulumi version:\n{done.stderr}")
+    return f"pulumi {done.stdout.strip()}"
+
+
+def interpreter_label(python: Path) -> str:
+    """The row prefix of another interpreter's runs: its pulumi version."""
+    return f"{pulumi_version(python)}: "
 
 
 def median(values: list[float]) -> float:
@@ -203,6 +224,11 @@ def main() -> None:
         type=Path,
         help="another checkout of the project (e.g. a worktree of main) run on the same clones",
     )
+    parser.add_argument(
+        "--python",
+        type=Path,
+        help="another interpreter (e.g. a venv with a newer pulumi) run on the floor and clones",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
         # Inherited by every child (see the module docstring).
@@ -220,6 +246,7 @@ def report(args: argparse.Namespace) -> None:
         if not (against / "tests" / "program" / "mock_program.py").is_file():
             raise SystemExit(f"--against {against}: no tests/program/mock_program.py there")
         roots["against "] = against
+    other = interpreter_label(args.python) if args.python is not None else None
 
     stack_file = REPO_ROOT / f"Pulumi.{args.stack}.yaml"
     modules = loaded_submodules(stack_file)
@@ -231,6 +258,8 @@ def report(args: argparse.Namespace) -> None:
         "any stack": Command([sys.executable, "-c", import_code(everything)]),
         "samples": Command([sys.executable, str(HARNESS), str(stack_file)]),
     }
+    if other is not None:
+        commands[f"{other}floor"] = Command([str(args.python), "-c", floor_code])
     # Clones live inside each project: pipeline folders are stored relative to its root.
     scratches = [
         Path(tempfile.mkdtemp(prefix=".bench-program-eval-", dir=root)) for root in roots.values()
@@ -244,6 +273,10 @@ def report(args: argparse.Namespace) -> None:
                 clone_samples(defs, size)
                 stack = stack_file_for(stack_file, defs, scratch / f"stack-{size}", root)
                 commands[f"{tag}{size}"] = Command([sys.executable, str(harness), str(stack)], root)
+                if other is not None and not tag:
+                    commands[f"{other}{size}"] = Command(
+                        [str(args.python), str(harness), str(stack)], root, f"{other}floor"
+                    )
         samples = measure(commands, args.repeat)
     finally:
         for scratch in scratches:
@@ -265,12 +298,17 @@ def report(args: argparse.Namespace) -> None:
         return len(json.loads(samples[label][-1].stdout)["registrations"])
 
     floor_s, floor_cpu, floor_mb = wall("floor"), cpu("floor"), peak("floor")
-    print(f"python {sys.version.split()[0]}, {args.repeat} interleaved runs each, medians")
+    print(
+        f"python {sys.version.split()[0]}, {pulumi_version(Path(sys.executable))}, "
+        f"{args.repeat} interleaved runs each, medians"
+    )
     print(f"azure-native submodules the program loads for {stack_file.name}: {', '.join(modules)}")
     others = sorted(set(everything) - set(modules))
     print(f"  and for other stacks (imported, not loaded here): {', '.join(others) or 'none'}")
     if args.against is not None:
         print(f"against: {roots['against ']} (its own program and harness, same clones)")
+    if other is not None:
+        print(f"{other.strip()} {args.python} (this program and harness, same clones)")
     header = f"{'':<52} {'res.':>5} {'wall s':>7} {'cpu s':>6} {'eval s':>7} {'peak MB':>8}"
     print(f"{header} {'x wall':>7} {'x cpu':>6} {'x mem':>6}")
     print(f"{'import floor: pulumi + those submodules':<52} {'':>5} {floor_s:>7.3f} "
@@ -280,19 +318,25 @@ def report(args: argparse.Namespace) -> None:
         ("any stack", "  pulumi + every submodule the program imports"),
         ("samples", f"{stack_file.name} as is"),
     ]
+    tags = list(roots)
     for tag in roots:
         rows += [(f"{tag}{n}", f"{tag}{stack_file.name}, samples x {n} pipelines") for n in sizes]
+    if other is not None:
+        tags.append(other)
+        rows.append((f"{other}floor", f"{other}import floor"))
+        rows += [(f"{other}{n}", f"{other}{stack_file.name}, samples x {n}") for n in sizes]
     for label, text in rows:
-        program = label not in ("docker", "any stack")
+        program = label not in ("docker", "any stack") and not label.endswith("floor")
         evaluated = f"{evaluation(label):>7.3f}" if program else f"{'':>7}"
         count = f"{resources(label):>5}" if program else f"{'':>5}"
+        base = commands[label].floor
         print(
             f"{text:<52} {count} {wall(label):>7.3f} {cpu(label):>6.2f} {evaluated} "
-            f"{peak(label):>8.1f} {wall(label) / floor_s:>7.2f} {cpu(label) / floor_cpu:>6.2f} "
-            f"{peak(label) / floor_mb:>6.2f}"
+            f"{peak(label):>8.1f} {wall(label) / wall(base):>7.2f} {cpu(label) / cpu(base):>6.2f} "
+            f"{peak(label) / peak(base):>6.2f}"
         )
     # Linear growth: the cost of one more pipeline stays the same from one size to the next.
-    for tag in roots:
+    for tag in tags:
         for low, high in itertools.pairwise(sizes):
             per_wall = (wall(f"{tag}{high}") - wall(f"{tag}{low}")) / (high - low)
             per_cpu = (cpu(f"{tag}{high}") - cpu(f"{tag}{low}")) / (high - low)

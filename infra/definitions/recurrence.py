@@ -8,6 +8,7 @@ minute lists), or rejected with the reason when v1 cannot express it (day-of-mon
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,9 @@ def _cron_extension(field: str) -> str | None:
     return None
 
 
+# Cached: validation and publishing each translate every cron schedule, and the result is an
+# immutable model (errors are raised again on each call, not cached).
+@functools.lru_cache(maxsize=4096)
 def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
     """Translate a 5-field cron expression into an equivalent Azure ML v1 recurrence.
 
@@ -158,11 +162,13 @@ def cron_to_recurrence(expression: str, time_zone: str = "UTC") -> Recurrence:
                 "recurrence"
             )
     # croniter (and dateutil under it) loads only when a schedule is written as cron.
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
-    if not croniter.is_valid(expression):
-        raise ValueError(f"cron {expression!r} is not a valid cron expression")
-    expanded, _ = croniter.expand(expression)
+    try:
+        # One expansion (`croniter.is_valid` is this same call, made only to catch its error).
+        expanded, _ = croniter.expand(expression)
+    except CroniterError:
+        raise ValueError(f"cron {expression!r} is not a valid cron expression") from None
     minutes, hours, days_of_month, months, week_days = expanded
     if days_of_month != ["*"] or months != ["*"]:
         raise CronNotExpressible(

@@ -34,6 +34,12 @@ source by every child while the installed packages' are not): the children write
 a temporary PYTHONPYCACHEPREFIX, filled by the unrecorded warm-up round, so the checkout stays
 clean and the floor and the program are measured alike.
 
+`--instructions` also runs each child once under valgrind (cachegrind without cache simulation)
+and prints the instructions it executed: a count that does not move with the machine's load, for
+before/after comparisons of the program (`--against`) that timing on a shared machine cannot
+settle. It is not the goal's measure: importing (the floor) runs at fewer instructions per second
+than the program's registrations, so the two ratios differ.
+
 Wall time, CPU time (user + system) and peak RSS (ru_maxrss) of each child are measured side by
 side in one run; the ratios to the floor are the figures to compare, since absolute timings on
 shared machines are noisy (CPU time least so when other work competes for the cores).
@@ -53,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +160,36 @@ def run_child(command: Command) -> Sample:
         return Sample(seconds, cpu, usage.ru_maxrss / 1024, out.read().decode())
 
 
+INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def count_instructions(command: Command) -> int:
+    """Instructions `command` executes (its user space), counted by valgrind's cachegrind."""
+    argv = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        *command.argv,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(command.root)}
+    done = subprocess.run(argv, cwd=command.root, env=env, capture_output=True, text=True)
+    found = INSTRUCTIONS.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind {command.argv[:2]} failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def count_all(commands: dict[str, Command]) -> dict[str, int]:
+    """:func:`count_instructions` of every command, as many at once as there are cores (the counts
+    do not depend on load)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = pool.map(count_instructions, commands.values())
+        return dict(zip(commands, counts, strict=True))
+
+
 def measure(commands: dict[str, Command], repeat: int) -> dict[str, list[Sample]]:
     """Samples of each command, interleaved round by round so drift on a shared machine hits all
     of them alike; one unrecorded warm-up round first (bytecode, page cache)."""
@@ -229,6 +266,11 @@ def main() -> None:
         type=Path,
         help="another interpreter (e.g. a venv with a newer pulumi) run on the floor and clones",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each child's instructions once under valgrind (load-independent)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
         # Inherited by every child (see the module docstring).
@@ -278,6 +320,7 @@ def report(args: argparse.Namespace) -> None:
                         [str(args.python), str(harness), str(stack)], root, f"{other}floor"
                     )
         samples = measure(commands, args.repeat)
+        counted = count_all(commands) if args.instructions else {}
     finally:
         for scratch in scratches:
             shutil.rmtree(scratch)
@@ -348,6 +391,33 @@ def report(args: argparse.Namespace) -> None:
     if args.against is not None:
         ratios = ", ".join(f"{n}: {cpu(str(n)) / cpu(f'against {n}'):.2f}" for n in sizes)
         print(f"cpu of this checkout / against, by pipelines: {ratios}")
+    if counted:
+        print_instructions(counted, commands, rows, tags, sizes)
+
+
+def print_instructions(
+    counted: dict[str, int],
+    commands: dict[str, Command],
+    rows: list[tuple[str, str]],
+    tags: list[str],
+    sizes: list[int],
+) -> None:
+    """The instruction counts: each child's, its ratio to its floor, and per added pipeline."""
+    print("instructions (valgrind, one run each; load-independent, not the goal's measure):")
+    print(f"{'':<52} {'G instr':>8} {'x floor':>8}")
+    print(
+        f"{'import floor: pulumi + those submodules':<52} {counted['floor'] / 1e9:>8.3f} {1:>8.2f}"
+    )
+    for label, text in rows:
+        base = commands[label].floor
+        print(f"{text:<52} {counted[label] / 1e9:>8.3f} {counted[label] / counted[base]:>8.2f}")
+    for tag in tags:
+        for low, high in itertools.pairwise(sizes):
+            per = (counted[f"{tag}{high}"] - counted[f"{tag}{low}"]) / (high - low)
+            print(f"{tag}per added pipeline, {low} -> {high}: {per / 1e6:6.1f} M instructions")
+    if any(label.startswith("against ") for label in counted):
+        ratios = ", ".join(f"{n}: {counted[str(n)] / counted[f'against {n}']:.3f}" for n in sizes)
+        print(f"instructions of this checkout / against, by pipelines: {ratios}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ program and harness, e.g. a worktree of main before a change), interleaved with 
 prints its rows and the CPU ratio of this checkout to it: a before/after in one run.
 
 `--python PY` runs the floor and the same clones (this checkout's program and harness) with
-another interpreter too, interleaved, each of its rows divided by its own floor: e.g. a venv
+another interpreter too, interleaved, each of its rows divided by its own floor (and that floor
+by this interpreter's, so the two SDKs' import costs compare too): e.g. a venv
 with a newer Pulumi SDK than the pinned one, made by `bench/pulumi_venv.py` (the program never
 imports the Azure ML SDKs whose pins hold Pulumi back, so it runs there unchanged).
 

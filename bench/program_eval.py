@@ -206,7 +206,10 @@ def measure(commands: dict[str, Command], repeat: int) -> dict[str, list[Sample]
 def pulumi_version(python: Path) -> str:
     """`pulumi <version>` as installed for interpreter `python`."""
     code = "import importlib.metadata as m; print(m.version('pulumi'))"
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    except OSError as exc:
+        raise SystemExit(f"{python}: cannot run it: {exc.strerror}") from None
     if done.returncode != 0:
         raise SystemExit(f"{python}: cannot read its pulumi version:\n{done.stderr}")
     return f"pulumi {done.stdout.strip()}"

@@ -48,10 +48,15 @@ def main() -> None:
     parser.add_argument("--pulumi", default="3.272.0", help="pulumi SDK version to install")
     args = parser.parse_args()
     venv = args.dir.resolve()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     wanted = [f"pulumi=={args.pulumi}", *program_requirements(REPO_ROOT / "requirements.txt")]
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], check=True)
+    for step in (
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", *wanted],
+    ):
+        # pip and venv print their own reasons; a failed step ends here, without a traceback.
+        if subprocess.run(step, check=False).returncode != 0:
+            raise SystemExit(f"failed: {' '.join(step)}")
     print(python)
 
 

@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
@@ -20,6 +21,7 @@ from infra.runner.commands import register as register_runner_commands
 if TYPE_CHECKING:
     from infra.definitions.loader import DefinitionSet, LoadedPipeline
     from infra.definitions.validate import KnownNames
+    from infra.settings import ConfigProblem, Settings
 
 # Start-up matters here (editors and hooks run `amlpipe validate` on every save): each subcommand
 # imports what it needs when it runs, so `validate` never loads the hashing code, rich tables,
@@ -44,32 +46,72 @@ def _say(markup: str, stream: TextIO | None = None) -> None:
         print(_MARKUP.sub("", markup), file=stream)
 
 
-def _load(paths: Sequence[Path], known: KnownNames | None = None) -> DefinitionSet:
+def _load(
+    paths: Sequence[Path], known: KnownNames | None = None, root: Path | None = None
+) -> DefinitionSet:
     from infra.definitions.loader import load_definitions
 
-    return load_definitions(list(paths) or [DEFAULT_DEFS], known=known)
+    return load_definitions(list(paths) or [DEFAULT_DEFS], root, known=known)
 
 
-def known_names_of_stack(stack: str, root: Path) -> KnownNames:
-    """Cluster names and image keys a stack provides (`Pulumi.yaml` defaults + its stack file).
-
-    The stack's settings are parsed as the program parses them, with the project's other stacks
-    (a stack whose resource names collide with another's is refused). Raises
-    :class:`~infra.settings.SettingsError` with the program's located problems, or ValueError
-    naming the known stacks when there is no such stack file."""
-    from infra.definitions.validate import KnownNames
+def stack_settings(stack: str, root: Path) -> Settings:
+    """The settings of `stack` (`Pulumi.yaml` defaults + its stack file), parsed as the program
+    parses them, with the project's other stacks (a stack whose resource names collide with
+    another's is refused). Raises :class:`~infra.settings.SettingsError` with the program's
+    located problems, :class:`~infra.stack_files.StackFileError` for a file that is not YAML, or
+    ValueError naming the known stacks when there is no such stack file."""
     from infra.settings import parse_settings
     from infra.stack_files import project_name, settings_raw, stack_config, stack_names
 
     stack_file = root / f"Pulumi.{stack}.yaml"
     stacks = stack_names(root)
-    if not stack_file.is_file():
+    if not os.path.lexists(stack_file):
+        # Anything else of that name (a folder, a dangling link) is reported by the reader.
         raise ValueError(
             f"no stack file {stack_file.name} in {root} (stacks: {', '.join(stacks) or 'none'})"
         )
     raw = settings_raw(root, stack_config(root, stack_file))
-    settings = parse_settings(raw, project=project_name(root), stack=stack, other_stacks=stacks)
+    return parse_settings(raw, project=project_name(root), stack=stack, other_stacks=stacks)
+
+
+def known_names(settings: Settings) -> KnownNames:
+    """Cluster names and image keys a stack provides."""
+    from infra.definitions.validate import KnownNames
+
     return KnownNames(computes=frozenset(settings.cluster_names), images=frozenset(settings.images))
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """What `validate --stack` checks against: the stack's settings and where they come from."""
+
+    name: str
+    root: Path
+    settings: Settings
+    folder: Path
+    """The stack's `pipelineDefs` folder: what the program loads."""
+
+
+def _same_folders(paths: Sequence[Path], folder: Path) -> bool:
+    try:
+        return {p.resolve() for p in paths} == {folder.resolve()}
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _config_error_json(stack: _Stack, problem: ConfigProblem) -> dict[str, object]:
+    """A config problem in the shape of :meth:`SpecError.to_json`: the file that sets the key
+    (the stack file, else Pulumi.yaml's default), its line, the key path, the message."""
+    from infra.definitions.loader import display_path
+    from infra.stack_files import config_source
+
+    file, line = config_source(stack.root, stack.root / f"Pulumi.{stack.name}.yaml", problem.path)
+    return {
+        "file": display_path(file),
+        "line": line,
+        "path": problem.key,
+        "message": problem.message,
+    }
 
 
 def _resolve_pipeline(defs_dir: Path, name: str) -> LoadedPipeline | None:
@@ -87,16 +129,22 @@ def _resolve_pipeline(defs_dir: Path, name: str) -> LoadedPipeline | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate definitions; print every problem; exit 1 when there is any."""
-    known = None
+    """Validate definitions; print every problem; exit 1 when there is any.
+
+    With `--stack`, also what the program refuses for that stack before registering a resource:
+    its settings, the definitions' clusters and images, then (definitions valid) the pre-flight
+    checks of :mod:`infra.preflight`. Without paths it checks the stack's `pipelineDefs` folder,
+    the one `pulumi preview` on that stack loads."""
+    stack: _Stack | None = None
     if args.stack:
-        from infra.paths import ProjectRootError, project_root
+        from infra.paths import ProjectRootError, project_path, project_root
         from infra.settings import SettingsError
         from infra.stack_files import StackFileError
 
         try:
             # The project root as the program finds it: its stack files are the other stacks.
-            known = known_names_of_stack(args.stack, project_root())
+            root = project_root()
+            settings = stack_settings(args.stack, root)
         except (SettingsError, StackFileError) as exc:
             # An invalid stack file (its values, or YAML that cannot be read), reported and
             # exited on as the program does (a RunError).
@@ -105,21 +153,48 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except (ValueError, ProjectRootError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    definitions = _load(args.paths, known)
+        stack = _Stack(args.stack, root, settings, project_path(settings.pipeline_defs))
+    if stack is not None and not args.paths:
+        # The program's folder and repository root, so the same files load the same way.
+        definitions = _load([stack.folder], known_names(stack.settings), stack.root)
+    else:
+        definitions = _load(args.paths, known_names(stack.settings) if stack else None)
+    checks = None
+    if stack is not None and not definitions.errors:
+        from infra.preflight import preflight
+
+        # Given paths other than the stack's folder are some of its definitions at most.
+        complete = not args.paths or _same_folders(args.paths, stack.folder)
+        checks = preflight(stack.settings, definitions.pipelines, complete)
     if args.json:
+        errors = [e.to_json() for e in definitions.errors]
+        if checks is not None and stack is not None:
+            errors += [_config_error_json(stack, p) for p in checks.config]
+            errors += [e.to_json() for e in checks.definitions]
         payload = {
-            "valid": not definitions.errors,
+            "valid": not errors,
             "pipelines": [p.spec.name for p in definitions.pipelines],
-            "errors": [e.to_json() for e in definitions.errors],
+            "errors": errors,
         }
         print(json.dumps(payload, indent=2))
-        return EXIT_INVALID if definitions.errors else EXIT_OK
-    for error in definitions.errors:
+        return EXIT_INVALID if errors else EXIT_OK
+    problems = list(definitions.errors)
+    if checks:
+        from infra.settings import SettingsError
+
+        for failure in checks.failures():
+            if isinstance(failure, SettingsError):
+                # Word for word what the program ends with (its RunError).
+                print(f"error: {failure}", file=sys.stderr)
+            else:
+                problems += failure.errors
+    for error in problems:
         # Plain lines (no wrapping, no markup) so editors and grep can jump to file:line.
         print(error, file=sys.stderr)
-    if definitions.errors:
-        count = len(definitions.errors)
+    if problems:
+        count = len(problems)
         _say(f"[red]{count} problem{'s' if count != 1 else ''} found[/red]", sys.stderr)
+    if problems or checks:
         return EXIT_INVALID
     from infra.definitions.loader import display_path
 
@@ -242,13 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="validate definitions; every problem, located")
     validate.add_argument(
-        "paths", nargs="*", type=Path, help="files or folders (default: pipeline_defs)"
+        "paths",
+        nargs="*",
+        type=Path,
+        help="files or folders (default: pipeline_defs; with --stack, that stack's pipelineDefs)",
     )
     validate.add_argument("--json", action="store_true", help="machine-readable output")
     validate.add_argument(
         "--stack",
         metavar="NAME",
-        help="also check cluster and image names against Pulumi.yaml + Pulumi.<NAME>.yaml",
+        help="also check what the program refuses for this stack before any resource: its "
+        "settings (Pulumi.yaml + Pulumi.<NAME>.yaml), cluster and image names, the pipelines "
+        "dataFactory lists, what Azure ML v2 cannot express (api v2); definitions come from "
+        "its pipelineDefs folder unless paths are given",
     )
     validate.set_defaults(func=cmd_validate)
 

@@ -40,6 +40,7 @@ from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_d
 from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
 from infra.paths import ProjectRootError, project_path, project_root
+from infra.preflight import preflight
 from infra.program_runtime import composing, track_outputs
 from infra.provider.port import RegistryIdentity
 from infra.settings import Api, SettingsError, factory_pipelines, read_settings
@@ -78,16 +79,11 @@ def compose() -> None:
         settings.cluster_names,
         list(settings.images),
     )
-    # Data Factory (opt-in): the definitions it runs, checked before any resource.
+    # What the stack cannot deploy with these definitions (Data Factory pipelines it lists, what
+    # v2 cannot express), before any resource: the checks `amlpipe validate --stack` runs too.
+    preflight(settings, definitions).raise_first()
     factory_settings = settings.data_factory
     factory_definitions = factory_pipelines(factory_settings, definitions)
-    if Api.V2 in settings.apis:
-        # What v2 cannot express (located), before any resource is registered.
-        from infra.provider.azureml_v2.plan import v2_problems
-
-        problems = v2_problems(definitions)
-        if problems:
-            raise SpecErrors(problems)
     client = authorization.get_client_config()
     names = resource_names(
         settings.name_prefix,

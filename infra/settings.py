@@ -23,6 +23,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -44,7 +45,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from infra.definitions.errors import format_key_path
+from infra.definitions.errors import KeyPath, format_key_path
 
 if TYPE_CHECKING:
     from infra.definitions.loader import LoadedPipeline
@@ -704,37 +705,78 @@ def parse_settings(
     return settings
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem with one config key, found once the definitions are known (the config alone is
+    valid): the key path without namespace, as users write it, and what is wrong there."""
+
+    path: KeyPath
+    message: str
+
+    @property
+    def key(self) -> str:
+        """The located key, e.g. ``azureml-pipelines:dataFactory.pipelines[0]``."""
+        return f"{NAMESPACE}:{format_key_path(self.path)}"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+def factory_problems(
+    settings: DataFactorySettings, definitions: Sequence[LoadedPipeline], complete: bool = True
+) -> list[ConfigProblem]:
+    """What is wrong with `dataFactory.pipelines` for these definitions: a listed pipeline that
+    does not exist or opts out of Data Factory. Empty when the factory is off or lists nothing.
+
+    `complete=False` when `definitions` are only some of the stack's (`amlpipe validate --stack`
+    given paths): a listed pipeline absent from them may be elsewhere, so only the ones present
+    are checked."""
+    if not settings.enabled or settings.pipelines is None:
+        return []
+    by_name = {loaded.spec.name: loaded for loaded in definitions}
+    problems = []
+    for index, pipeline in enumerate(settings.pipelines):
+        path: KeyPath = ("dataFactory", "pipelines", index)
+        loaded = by_name.get(pipeline)
+        if loaded is None and not complete:
+            continue
+        if loaded is None:
+            close = difflib.get_close_matches(pipeline, sorted(by_name), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(sorted(by_name)) or "none"
+            problems.append(
+                ConfigProblem(
+                    path, f"unknown pipeline {pipeline!r} (known pipelines: {known}){hint}"
+                )
+            )
+        elif not loaded.spec.data_factory.enabled:
+            problems.append(
+                ConfigProblem(
+                    path,
+                    f"pipeline {pipeline!r} opts out of Data Factory in its definition "
+                    "(data_factory.enabled: false)",
+                )
+            )
+    return problems
+
+
 def factory_pipelines(
     settings: DataFactorySettings, definitions: Sequence[LoadedPipeline]
 ) -> tuple[LoadedPipeline, ...]:
     """The definitions the factory runs: those `dataFactory.pipelines` lists, by default every
     one whose definition opts in (`data_factory.enabled`); none when the factory is off.
 
-    Raises :class:`SettingsError` for a listed pipeline that does not exist or opts out.
+    Raises :class:`SettingsError` for a listed pipeline that does not exist or opts out
+    (:func:`factory_problems`).
     """
     if not settings.enabled:
         return ()
     if settings.pipelines is None:
         return tuple(d for d in definitions if d.spec.data_factory.enabled)
-    by_name = {loaded.spec.name: loaded for loaded in definitions}
-    problems = []
-    for index, pipeline in enumerate(settings.pipelines):
-        where = f"{NAMESPACE}:{format_key_path(('dataFactory', 'pipelines', index))}"
-        loaded = by_name.get(pipeline)
-        if loaded is None:
-            close = difflib.get_close_matches(pipeline, sorted(by_name), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            known = ", ".join(sorted(by_name)) or "none"
-            problems.append(
-                f"{where}: unknown pipeline {pipeline!r} (known pipelines: {known}){hint}"
-            )
-        elif not loaded.spec.data_factory.enabled:
-            problems.append(
-                f"{where}: pipeline {pipeline!r} opts out of Data Factory in its definition "
-                "(data_factory.enabled: false)"
-            )
+    problems = factory_problems(settings, definitions)
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError([str(p) for p in problems])
+    by_name = {loaded.spec.name: loaded for loaded in definitions}
     return tuple(by_name[p] for p in settings.pipelines)
 
 

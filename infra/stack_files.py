@@ -103,3 +103,26 @@ def settings_raw(root: Path, config: dict[str, str]) -> dict[str, str]:
     """The project-namespace part of a full config, keys without namespace."""
     prefix = project_name(root) + ":"
     return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+
+
+def config_source(
+    root: Path, stack_file: Path, path: tuple[str | int, ...]
+) -> tuple[Path, int | None]:
+    """Where the value at config key path `path` (key without namespace first, e.g.
+    ``("dataFactory", "pipelines", 0)``) comes from: the stack file when it sets the key (as
+    ``namespace:key`` or unqualified, as Pulumi accepts), else the project default in
+    `Pulumi.yaml`; with the line of the deepest part of `path` written there (None when the file
+    cannot be read now). Raises nothing: a location is a courtesy to the message."""
+    key, rest = str(path[0]), path[1:]
+    try:
+        stack = load_yaml_file(stack_file)
+        config = (stack.data or {}).get("config") or {}
+        for written in (f"{project_name(root)}:{key}", key):
+            if isinstance(config, dict) and written in config:
+                return stack_file, stack.line_of(("config", written, *rest))
+        project = load_yaml_file(root / PROJECT_FILE)
+        declared = ((project.data or {}).get("config") or {}).get(key)
+        inner = ("default",) if isinstance(declared, dict) else ()
+        return root / PROJECT_FILE, project.line_of(("config", key, *inner, *rest))
+    except (YamlProblem, StackFileError, AttributeError, KeyError):
+        return stack_file, None

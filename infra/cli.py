@@ -21,7 +21,8 @@ from infra.runner.commands import register as register_runner_commands
 if TYPE_CHECKING:
     from infra.definitions.loader import DefinitionSet, LoadedPipeline
     from infra.definitions.validate import KnownNames
-    from infra.settings import ConfigProblem, Settings
+    from infra.settings import SettingProblem, Settings, SettingsError
+    from infra.stack_files import StackFileError
 
 # Start-up matters here (editors and hooks run `amlpipe validate` on every save): each subcommand
 # imports what it needs when it runs, so `validate` never loads the hashing code, rich tables,
@@ -91,6 +92,11 @@ class _Stack:
     folder: Path
     """The stack's `pipelineDefs` folder: what the program loads."""
 
+    @property
+    def file(self) -> Path:
+        """`Pulumi.<name>.yaml`."""
+        return self.root / f"Pulumi.{self.name}.yaml"
+
 
 def _same_folders(paths: Sequence[Path], folder: Path) -> bool:
     try:
@@ -99,19 +105,49 @@ def _same_folders(paths: Sequence[Path], folder: Path) -> bool:
         return False
 
 
-def _config_error_json(stack: _Stack, problem: ConfigProblem) -> dict[str, object]:
-    """A config problem in the shape of :meth:`SpecError.to_json`: the file that sets the key
-    (the stack file, else Pulumi.yaml's default), its line, the key path, the message."""
+def _setting_json(root: Path, stack_file: Path, problem: SettingProblem) -> dict[str, object]:
+    """A settings problem in the shape of :meth:`SpecError.to_json`. One about a config key: the
+    file that sets it (the stack file, else Pulumi.yaml's default), its line, the key as users
+    write it (``azureml-pipelines:clusters[0].maxNodes``), the message. One about the stack as a
+    whole (its name): the stack file, path ``<document>`` like a whole-file definition problem."""
+    from infra.definitions.errors import format_key_path
     from infra.definitions.loader import display_path
+    from infra.settings import ConfigProblem
     from infra.stack_files import config_source
 
-    file, line = config_source(stack.root, stack.root / f"Pulumi.{stack.name}.yaml", problem.path)
+    if not isinstance(problem, ConfigProblem):
+        return {
+            "file": display_path(stack_file),
+            "line": None,
+            "path": format_key_path(()),
+            "message": problem,
+        }
+    file, line = config_source(root, stack_file, problem.path)
     return {
         "file": display_path(file),
         "line": line,
         "path": problem.key,
         "message": problem.message,
     }
+
+
+def _stack_error_json(root: Path, stack: str, exc: SettingsError | StackFileError) -> list[object]:
+    """The errors of a stack whose settings the program refuses, as `validate --json` lists
+    them."""
+    from infra.definitions.errors import format_key_path
+    from infra.definitions.loader import display_path
+    from infra.settings import SettingsError
+
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if isinstance(exc, SettingsError):
+        return [_setting_json(root, stack_file, p) for p in exc.located]
+    where = {"file": display_path(exc.file), "line": exc.line, "path": format_key_path(())}
+    return [{**where, "message": exc.message}]
+
+
+def _print_json(pipelines: list[str], errors: list[object]) -> int:
+    print(json.dumps({"valid": not errors, "pipelines": pipelines, "errors": errors}, indent=2))
+    return EXIT_INVALID if errors else EXIT_OK
 
 
 def _resolve_pipeline(defs_dir: Path, name: str) -> LoadedPipeline | None:
@@ -144,13 +180,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             # The project root as the program finds it: its stack files are the other stacks.
             root = project_root()
+        except ProjectRootError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
             settings = stack_settings(args.stack, root)
         except (SettingsError, StackFileError) as exc:
             # An invalid stack file (its values, or YAML that cannot be read), reported and
             # exited on as the program does (a RunError).
+            if args.json:
+                return _print_json([], _stack_error_json(root, args.stack, exc))
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
-        except (ValueError, ProjectRootError) as exc:
+        except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         stack = _Stack(args.stack, root, settings, project_path(settings.pipeline_defs))
@@ -167,17 +209,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         complete = not args.paths or _same_folders(args.paths, stack.folder)
         checks = preflight(stack.settings, definitions.pipelines, complete)
     if args.json:
-        errors = [e.to_json() for e in definitions.errors]
+        errors: list[object] = [e.to_json() for e in definitions.errors]
         if checks is not None and stack is not None:
-            errors += [_config_error_json(stack, p) for p in checks.config]
+            errors += [_setting_json(stack.root, stack.file, p) for p in checks.config]
             errors += [e.to_json() for e in checks.definitions]
-        payload = {
-            "valid": not errors,
-            "pipelines": [p.spec.name for p in definitions.pipelines],
-            "errors": errors,
-        }
-        print(json.dumps(payload, indent=2))
-        return EXIT_INVALID if errors else EXIT_OK
+        return _print_json([p.spec.name for p in definitions.pipelines], errors)
     problems = list(definitions.errors)
     if checks:
         from infra.settings import SettingsError

@@ -45,7 +45,7 @@ class Preflight:
         """The exceptions the program raises, in its order: config first, then definitions."""
         found: list[SettingsError | SpecErrors] = []
         if self.config:
-            found.append(SettingsError([str(p) for p in self.config]))
+            found.append(SettingsError(self.config))
         if self.definitions:
             found.append(SpecErrors(list(self.definitions)))
         return found

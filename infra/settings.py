@@ -490,11 +490,34 @@ KEYS: tuple[str, ...] = MODEL_KEYS
 BACKEND_KEYS: tuple[str, ...] = _config_keys(BackendSettings)
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem with one config key: the key path without namespace (``("clusters", 0,
+    "maxNodes")``), and what is wrong there. Its text is the program's message line."""
+
+    path: KeyPath
+    message: str
+
+    @property
+    def key(self) -> str:
+        """The located key, e.g. ``azureml-pipelines:dataFactory.pipelines[0]``."""
+        return f"{NAMESPACE}:{format_key_path(self.path)}"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+SettingProblem = ConfigProblem | str
+"""A problem located by config key, or one about the stack as a whole (its name)."""
+
+
 class SettingsError(ValueError):
     """One or more config values are missing or invalid; the message lists each with its key."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = tuple(problems)
+    def __init__(self, problems: Sequence[SettingProblem]) -> None:
+        self.located: tuple[SettingProblem, ...] = tuple(problems)
+        """The problems as found: by key where they have one (`amlpipe validate --json`)."""
+        self.problems = tuple(str(p) for p in problems)
         listing = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{listing}")
 
@@ -572,21 +595,21 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> str:
 _OBJECT_EXAMPLES: dict[tuple[int | str, ...], str] = {("dataFactory",): "{name: adf-...}"}
 
 
-def _located(model: type[BaseModel], error: ErrorDetails) -> str:
+def _located(model: type[BaseModel], error: ErrorDetails) -> ConfigProblem:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden" or loc[-1:] == ("[key]",):
         loc = tuple(p for p in loc if p != "[key]")
-    return f"{NAMESPACE}:{format_key_path(loc)}: {_message(model, error)}"
+    return ConfigProblem(loc, _message(model, error))
 
 
 def _decoded(
     model: type[BaseModel], raw: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, ConfigProblem]]:
     """Raw config strings as values: Pulumi passes objects, lists, numbers and booleans as
     JSON text. Text that is not JSON stays a string, so the model reports it with its type.
     Also returns the problems of keys that could not be decoded at all, by key."""
     values: dict[str, Any] = {}
-    problems: dict[str, str] = {}
+    problems: dict[str, ConfigProblem] = {}
     for key in _config_keys(model):
         if key not in raw:
             continue
@@ -605,7 +628,7 @@ def _decoded(
             values[key] = json.loads(text)
         except json.JSONDecodeError as exc:
             if text.lstrip()[:1] in ("{", "["):
-                problems[key] = f"{NAMESPACE}:{key}: not valid JSON ({exc.msg})"
+                problems[key] = ConfigProblem((key,), f"not valid JSON ({exc.msg})")
             else:
                 values[key] = text
     return values, problems
@@ -622,9 +645,9 @@ def _is_str_enum(annotation: Any) -> bool:
 
 def _validate(
     model: type[M], raw: Mapping[str, str], context: Mapping[str, str]
-) -> tuple[M | None, list[str]]:
+) -> tuple[M | None, list[SettingProblem]]:
     values, undecoded = _decoded(model, raw)
-    problems = list(undecoded.values())
+    problems: list[SettingProblem] = list(undecoded.values())
     try:
         # Strict JSON validation: a quoted "4" in a list item is not silently read as the number
         # 4, nor 1.5 as 1; enums still take their values as JSON text carries them.
@@ -633,11 +656,11 @@ def _validate(
     except ValidationError as exc:
         # A key that was not JSON is reported once, not again as missing.
         errors = [e for e in exc.errors() if e["loc"][0] not in undecoded]
-        located = [_located(model, e) for e in errors if _message(model, e)]
-        return None, problems + located
+        problems += [_located(model, e) for e in errors if _message(model, e)]
+        return None, problems
 
 
-def _unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[str]:
+def _unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[ConfigProblem]:
     """A key the settings do not read is a typo or a leftover: silently ignoring it would deploy
     something other than what the stack file says."""
     known = list(known)
@@ -645,7 +668,7 @@ def _unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[str]:
     for key in sorted(set(raw) - set(known)):
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
-        problems.append(f"{NAMESPACE}:{key}: unknown key; {hint}")
+        problems.append(ConfigProblem((key,), f"unknown key; {hint}"))
     return problems
 
 
@@ -665,15 +688,15 @@ def _stack_problems(stack: str, other_stacks: Iterable[str]) -> list[str]:
     ]
 
 
-def _partial_structure_hint(problems: list[str], stack: str) -> list[str]:
+def _partial_structure_hint(problems: Sequence[SettingProblem], stack: str) -> list[str]:
     """Required fields missing inside a list or object value: almost always a `pulumi config set
     --path` on a stack file that lacked the key. The CLI edits the stack file alone, so it wrote
     only the path it was given, and that partial value replaced the whole project default."""
     keys = sorted(
         {
-            p.split(":", 1)[1].split("[", 1)[0].split(".", 1)[0]
+            str(p.path[0])
             for p in problems
-            if p.endswith("missing (required field)")
+            if isinstance(p, ConfigProblem) and p.message == "missing (required field)"
         }
     )
     if not keys:
@@ -703,23 +726,6 @@ def parse_settings(
     if problems or settings is None:
         raise SettingsError(problems)
     return settings
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One problem with one config key, found once the definitions are known (the config alone is
-    valid): the key path without namespace, as users write it, and what is wrong there."""
-
-    path: KeyPath
-    message: str
-
-    @property
-    def key(self) -> str:
-        """The located key, e.g. ``azureml-pipelines:dataFactory.pipelines[0]``."""
-        return f"{NAMESPACE}:{format_key_path(self.path)}"
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
 
 
 def factory_problems(
@@ -775,7 +781,7 @@ def factory_pipelines(
         return tuple(d for d in definitions if d.spec.data_factory.enabled)
     problems = factory_problems(settings, definitions)
     if problems:
-        raise SettingsError([str(p) for p in problems])
+        raise SettingsError(problems)
     by_name = {loaded.spec.name: loaded for loaded in definitions}
     return tuple(by_name[p] for p in settings.pipelines)
 

@@ -21,6 +21,13 @@ PROJECT_FILE = "Pulumi.yaml"
 class StackFileError(ValueError):
     """`Pulumi.yaml` or a stack file that cannot be read as YAML (file and line named)."""
 
+    def __init__(self, file: Path, line: int | None, message: str) -> None:
+        where = f"{file.name} line {line}" if line else file.name
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
 
 def _load(path: Path) -> Any:
     # The definitions' bounded YAML reader (libyaml events, YAML 1.2 scalars, no tags): the
@@ -29,8 +36,7 @@ def _load(path: Path) -> Any:
     try:
         return load_yaml_file(path).data
     except YamlProblem as exc:
-        where = f"{path.name} line {exc.line}" if exc.line else path.name
-        raise StackFileError(f"{where}: {exc.message}") from None
+        raise StackFileError(path, exc.line, exc.message) from None
 
 
 def load_project(root: Path) -> dict[str, Any]:

@@ -435,3 +435,61 @@ def test_validate_with_a_stack_file_that_is_a_folder_names_it(
 
     assert main(["validate", "--stack", "other"]) == 1
     assert capsys.readouterr().err.startswith("error: Pulumi.other.yaml: is a folder, not a file")
+
+
+def test_validate_json_with_a_stack_lists_its_settings_problems_in_the_same_shape(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _repo_with_stack(
+        make_repo,
+        "config:\n"
+        "  azureml-pipelines:clusters:\n"
+        "    - name: cpu-cluster\n"
+        "      vmSize: Standard_DS3_v2\n"
+        "      maxNodes: 0\n"
+        "  colour: red\n",
+    )
+    (repo / "Pulumi.other_.yaml").write_text("config: {}\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "other", "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["valid"], payload["pipelines"]) == (False, [])
+    max_nodes, colour, name = payload["errors"]
+    assert max_nodes == {
+        "file": "Pulumi.other.yaml",
+        "line": 5,
+        "path": "azureml-pipelines:clusters[0].maxNodes",
+        "message": "0 is too small; allowed values: integers >= 1",
+    }
+    # Written without the namespace, as Pulumi accepts it; located all the same.
+    assert (colour["file"], colour["line"], colour["path"]) == (
+        "Pulumi.other.yaml",
+        6,
+        "azureml-pipelines:colour",
+    )
+    assert colour["message"].startswith("unknown key; known keys: api, ")
+    # About the stack as a whole: the file, as a whole-file definition problem is shown.
+    assert name == {
+        "file": "Pulumi.other.yaml",
+        "line": None,
+        "path": "<document>",
+        "message": "stack 'other': maps to the same resource names as stack 'other_' "
+        "(Pulumi.other_.yaml); rename one of them",
+    }
+
+
+def test_validate_json_with_a_stack_file_that_is_not_yaml_lists_it_in_the_same_shape(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _repo_with_stack(make_repo, "config:\n  azureml-pipelines:location: [westeurope\n")
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "other", "--json"]) == 1
+    (error,) = json.loads(capsys.readouterr().out)["errors"]
+    assert (error["file"], error["line"], error["path"]) == ("Pulumi.other.yaml", 3, "<document>")
+    assert error["message"].startswith("YAML syntax error")

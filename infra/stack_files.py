@@ -29,12 +29,16 @@ class StackFileError(ValueError):
         self.message = message
 
 
+def _kind(path: Path) -> str:
+    return "project file" if path.name == PROJECT_FILE else "stack file"
+
+
 def _load(path: Path) -> Any:
     # The definitions' bounded YAML reader (libyaml events, YAML 1.2 scalars, no tags): the
     # program and every provider start read these files, and it is tens of times faster than a
     # general loader (bench/definition_parse.py).
     try:
-        return load_yaml_file(path).data
+        return load_yaml_file(path, _kind(path)).data
     except YamlProblem as exc:
         raise StackFileError(path, exc.line, exc.message) from None
 
@@ -121,12 +125,12 @@ def config_source(
     cannot be read now). Raises nothing: a location is a courtesy to the message."""
     key, rest = str(path[0]), path[1:]
     try:
-        stack = load_yaml_file(stack_file)
+        stack = load_yaml_file(stack_file, _kind(stack_file))
         config = (stack.data or {}).get("config") or {}
         for written in (f"{project_name(root)}:{key}", key):
             if isinstance(config, dict) and written in config:
                 return stack_file, stack.line_of(("config", written, *rest))
-        project = load_yaml_file(root / PROJECT_FILE)
+        project = load_yaml_file(root / PROJECT_FILE, _kind(root / PROJECT_FILE))
         declared = ((project.data or {}).get("config") or {}).get(key)
         inner = ("default",) if isinstance(declared, dict) else ()
         return root / PROJECT_FILE, project.line_of(("config", key, *inner, *rest))

@@ -85,27 +85,26 @@ class YamlDocument:
         return None
 
 
-def read_definition_text(file: Path, limit: int = MAX_FILE_BYTES) -> str:
-    """The text of a definition file; only regular files up to `limit` bytes, UTF-8."""
+def read_definition_text(file: Path, limit: int = MAX_FILE_BYTES, kind: str = "definition") -> str:
+    """The text of a definition file (or another YAML file the project reads, named by `kind` in
+    the messages, e.g. "stack file"); only regular files up to `limit` bytes, UTF-8."""
     try:
         info = file.stat()
     except (OSError, ValueError) as exc:
-        raise YamlProblem(None, (), f"cannot read definition: {_os_reason(exc)}") from None
+        raise YamlProblem(None, (), f"cannot read {kind}: {_os_reason(exc)}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise YamlProblem(None, (), "is a folder, not a file: a definition must be a YAML file")
+        raise YamlProblem(None, (), f"is a folder, not a file: a {kind} must be a YAML file")
     if not stat.S_ISREG(info.st_mode):
         raise YamlProblem(None, (), "not a regular file (a device, pipe or socket)")
     if info.st_size > limit:
-        raise YamlProblem(
-            None, (), f"file is {info.st_size} bytes; definitions are limited to {limit}"
-        )
+        raise YamlProblem(None, (), f"file is {info.st_size} bytes; {kind}s are limited to {limit}")
     try:
         with file.open("rb") as handle:
             raw = handle.read(limit + 1)  # the file may have grown since stat
     except OSError as exc:
-        raise YamlProblem(None, (), f"cannot read definition: {_os_reason(exc)}") from None
+        raise YamlProblem(None, (), f"cannot read {kind}: {_os_reason(exc)}") from None
     if len(raw) > limit:
-        raise YamlProblem(None, (), f"file is over {limit} bytes; definitions are limited to that")
+        raise YamlProblem(None, (), f"file is over {limit} bytes; {kind}s are limited to that")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -363,9 +362,9 @@ def parse_yaml(text: str) -> YamlDocument:
     return builder.document
 
 
-def load_yaml_file(file: Path) -> YamlDocument:
+def load_yaml_file(file: Path, kind: str = "definition") -> YamlDocument:
     """:func:`read_definition_text` then :func:`parse_yaml`."""
-    return parse_yaml(read_definition_text(file))
+    return parse_yaml(read_definition_text(file, kind=kind))
 
 
 __all__ = [

@@ -417,7 +417,7 @@ def test_validate_with_a_stack_file_that_cannot_be_read_names_the_file(
 
     assert main(["validate", "--stack", "other"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: Pulumi.other.yaml: cannot read")
+    assert err.startswith("error: Pulumi.other.yaml: cannot read stack file: ")
     assert err.endswith(": Input/output error\n")
     assert "Traceback" not in err
 
@@ -434,7 +434,9 @@ def test_validate_with_a_stack_file_that_is_a_folder_names_it(
     monkeypatch.chdir(repo)
 
     assert main(["validate", "--stack", "other"]) == 1
-    assert capsys.readouterr().err.startswith("error: Pulumi.other.yaml: is a folder, not a file")
+    assert capsys.readouterr().err == (
+        "error: Pulumi.other.yaml: is a folder, not a file: a stack file must be a YAML file\n"
+    )
 
 
 def test_validate_json_with_a_stack_lists_its_settings_problems_in_the_same_shape(

@@ -91,6 +91,9 @@ def main() -> None:
             "python3 -c pass (the step alone)": (["python3", "-c", "pass"], floor),
             "amlpipe --help": ([*cli, "--help"], floor),
             "amlpipe validate": ([*cli, "validate"], floor),
+            # The stack's settings, then the program's pre-flight checks (v2: its planning rules).
+            "amlpipe validate --stack dev": ([*cli, "validate", "--stack", "dev"], floor),
+            "amlpipe validate --stack v2": ([*cli, "validate", "--stack", "v2"], floor),
             "amlpipe graph churn-train": ([*cli, "graph", "churn-train"], floor),
             "amlpipe hash churn-train": ([*cli, "hash", "churn-train"], floor),
             "amlpipe hash churn-train --json": ([*cli, "hash", "churn-train", "--json"], floor),

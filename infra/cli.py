@@ -364,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also check what the program refuses for this stack before any resource: its "
         "settings (Pulumi.yaml + Pulumi.<NAME>.yaml), cluster and image names, the pipelines "
-        "dataFactory lists, what Azure ML v2 cannot express (api v2); definitions come from "
-        "its pipelineDefs folder unless paths are given",
+        "dataFactory lists, what Azure ML v2 cannot express (api or apiPrevious v2); "
+        "definitions come from its pipelineDefs folder unless paths are given",
     )
     validate.set_defaults(func=cmd_validate)
 

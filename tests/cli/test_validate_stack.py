@@ -495,3 +495,32 @@ def test_validate_json_with_a_stack_file_that_is_not_yaml_lists_it_in_the_same_s
     (error,) = json.loads(capsys.readouterr().out)["errors"]
     assert (error["file"], error["line"], error["path"]) == ("Pulumi.other.yaml", 3, "<document>")
     assert error["message"].startswith("YAML syntax error")
+
+
+def test_validate_json_locates_a_project_default_in_pulumi_yaml(
+    make_repo: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The stack file does not set dataFactory: the value (and the problem) is Pulumi.yaml's.
+    repo = _repo_with_stack(make_repo, "config: {}\n")
+    project = (repo / "Pulumi.yaml").read_text()
+    default = "  dataFactory:\n    type: object\n    default: {}\n"
+    assert default in project
+    (repo / "Pulumi.yaml").write_text(
+        project.replace(
+            default,
+            "  dataFactory:\n    type: object\n    default:\n      name: adf-preflight\n"
+            "      pipelines:\n        - demp\n",
+        )
+    )
+    line = (repo / "Pulumi.yaml").read_text().splitlines().index("        - demp") + 1
+    monkeypatch.chdir(repo)
+
+    assert main(["validate", "--stack", "other", "--json"]) == 1
+    (error,) = json.loads(capsys.readouterr().out)["errors"]
+    assert (error["file"], error["line"], error["path"]) == (
+        "Pulumi.yaml",
+        line,
+        "azureml-pipelines:dataFactory.pipelines[0]",
+    )

@@ -207,7 +207,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         # Given paths other than the stack's folder are some of its definitions at most.
         complete = not args.paths or _same_folders(args.paths, stack.folder)
-        checks = preflight(stack.settings, definitions.pipelines, complete)
+        checks = preflight(stack.settings, definitions.pipelines, stack.root, complete)
     if args.json:
         errors: list[object] = [e.to_json() for e in definitions.errors]
         if checks is not None and stack is not None:

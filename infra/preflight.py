@@ -2,6 +2,9 @@
 registers any resource: one function for the program (:func:`infra.program.compose`) and for
 `amlpipe validate --stack`, so a user learns locally what `pulumi preview` would say.
 
+- an image whose build context folder or Dockerfile is missing (config problems,
+  :func:`infra.settings.image_problems`): found before the workspace is registered, not when the
+  image builds half-way through a deployment;
 - `dataFactory.pipelines` naming a pipeline that does not exist or opts out of Data Factory
   (config problems, :func:`infra.settings.factory_problems`);
 - with `api` or `apiPrevious` v2, definitions Azure ML v2 cannot express (located definition
@@ -19,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra.definitions.errors import SpecError, SpecErrors
-from infra.settings import Api, ConfigProblem, SettingsError, factory_problems
+from infra.settings import Api, ConfigProblem, SettingsError, factory_problems, image_problems
 
 if TYPE_CHECKING:
     from infra.definitions.loader import LoadedPipeline
@@ -58,14 +62,18 @@ class Preflight:
 
 
 def preflight(
-    settings: Settings, definitions: Sequence[LoadedPipeline], complete: bool = True
+    settings: Settings, definitions: Sequence[LoadedPipeline], root: Path, complete: bool = True
 ) -> Preflight:
-    """The pre-flight problems of `settings` with `definitions` (loaded without errors).
+    """The pre-flight problems of `settings` with `definitions` (loaded without errors), in the
+    project whose root is `root` (the images' build contexts are relative to it).
 
     `complete`: `definitions` are all of the stack's (its `pipelineDefs` folder, what the program
     loads). False for some definitions only: a pipeline `dataFactory.pipelines` lists is then not
     reported as unknown for being absent from them."""
-    config = factory_problems(settings.data_factory, definitions, complete)
+    config = [
+        *image_problems(settings.images, root),
+        *factory_problems(settings.data_factory, definitions, complete),
+    ]
     problems: list[SpecError] = []
     if Api.V2 in settings.apis:
         from infra.provider.azureml_v2.plan import v2_problems

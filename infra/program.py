@@ -79,9 +79,10 @@ def compose() -> None:
         settings.cluster_names,
         list(settings.images),
     )
-    # What the stack cannot deploy with these definitions (Data Factory pipelines it lists, what
-    # v2 cannot express), before any resource: the checks `amlpipe validate --stack` runs too.
-    preflight(settings, definitions).raise_first()
+    # What the stack cannot deploy with these definitions (an image context that is missing, Data
+    # Factory pipelines it lists, what v2 cannot express), before any resource: the checks
+    # `amlpipe validate --stack` runs too.
+    preflight(settings, definitions, project_root()).raise_first()
     factory_settings = settings.data_factory
     factory_definitions = factory_pipelines(factory_settings, definitions)
     client = authorization.get_client_config()

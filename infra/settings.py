@@ -260,6 +260,14 @@ class ImageSettings(_Model):
         default_factory=lambda: MappingProxyType({})
     )
 
+    def context_dir(self, root: Path) -> Path:
+        """The build context folder, absolute: `context` is relative to the project root."""
+        return (root / self.context).resolve()
+
+    def dockerfile_path(self, root: Path) -> Path:
+        """The Dockerfile, absolute: `dockerfile` is relative to the context."""
+        return self.context_dir(root) / self.dockerfile
+
 
 class DataFactorySettings(_Model):
     """The `dataFactory` key: whether, and with which factory, Azure Data Factory starts the
@@ -726,6 +734,30 @@ def parse_settings(
     if problems or settings is None:
         raise SettingsError(problems)
     return settings
+
+
+def image_problems(images: Mapping[str, ImageSettings], root: Path) -> list[ConfigProblem]:
+    """Images whose build context folder or Dockerfile is missing (`root`: the project root), so
+    that they are found before any resource is registered rather than when the image builds."""
+    problems = []
+    for key, image in images.items():
+        try:
+            context, dockerfile = image.context_dir(root), image.dockerfile_path(root)
+        except (OSError, RuntimeError, ValueError) as exc:
+            # A symbolic link loop (RuntimeError), a NUL byte (ValueError), an unreadable folder.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(
+                ConfigProblem(("images", key, "context"), f"cannot be resolved: {reason}")
+            )
+            continue
+        if not context.is_dir():
+            message = f"build context {context} is not a folder"
+            problems.append(ConfigProblem(("images", key, "context"), message))
+        elif not dockerfile.is_file():
+            problems.append(
+                ConfigProblem(("images", key, "dockerfile"), f"{dockerfile} does not exist")
+            )
+    return problems
 
 
 def factory_problems(

@@ -29,7 +29,7 @@ import pulumi_docker_build as docker_build
 
 from infra.definitions.hashing import build_context_tag, iter_tree, tree_digest
 from infra.paths import portable, project_root
-from infra.settings import ImageSettings
+from infra.settings import ImageSettings, image_problems
 
 # Azure ML compute nodes are x86-64 Linux.
 PLATFORM = docker_build.Platform.LINUX_AMD64
@@ -176,12 +176,12 @@ class TrainingImageArgs:
     @property
     def context_dir(self) -> Path:
         """Absolute build context folder."""
-        return (self.repo_root / self.image.context).resolve()
+        return self.image.context_dir(self.repo_root)
 
     @property
     def dockerfile(self) -> Path:
         """Absolute Dockerfile path (relative to the context in config)."""
-        return self.context_dir / self.image.dockerfile
+        return self.image.dockerfile_path(self.repo_root)
 
 
 def _portable(path: Path) -> str:
@@ -232,9 +232,8 @@ class TrainingImage(pulumi.ComponentResource):
 
 
 def _check_context(args: TrainingImageArgs) -> None:
-    """Fail at program start, naming the config key, rather than in the middle of a deployment."""
-    key = f"azureml-pipelines:images.{args.key}"
-    if not args.context_dir.is_dir():
-        raise ImageContextError(f"{key}.context: build context {args.context_dir} is not a folder")
-    if not args.dockerfile.is_file():
-        raise ImageContextError(f"{key}.dockerfile: {args.dockerfile} does not exist")
+    """Refuse a missing context or Dockerfile, naming the config key. The program finds these
+    before registering anything (:mod:`infra.preflight`); this guards the component itself."""
+    problems = image_problems({args.key: args.image}, args.repo_root)
+    if problems:
+        raise ImageContextError(str(problems[0]))

@@ -37,12 +37,15 @@ DEMP_PROBLEM = (
 
 
 def _repo_with_stack(make_repo: Callable[..., Path], stack_yaml: str, **definition: object) -> Path:
-    """A tmp repository with the real Pulumi.yaml, one stack file `Pulumi.other.yaml` and the
-    definition `make_repo` writes (its arguments: `definition`) in pipeline_defs/demo."""
+    """A tmp repository with the real Pulumi.yaml, one stack file `Pulumi.other.yaml`, the
+    definition `make_repo` writes (its arguments: `definition`) in pipeline_defs/demo and the
+    default image's build context (docker/Dockerfile)."""
     folder = make_repo(**definition)
     repo = folder.parents[1]
     (repo / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
     (repo / "Pulumi.other.yaml").write_text(stack_yaml)
+    (repo / "docker").mkdir()
+    (repo / "docker" / "Dockerfile").write_text("FROM scratch\n")
     return repo
 
 
@@ -171,6 +174,56 @@ def test_validate_with_a_stack_refuses_an_unknown_factory_pipeline_as_the_progra
     message = f"error: invalid stack configuration (1 problem(s)):\n  - {DEMP_PROBLEM}\n"
     assert (program.returncode, program.stderr) == (1, message)
     assert (cli.returncode, cli.stderr, cli.stdout) == (1, message, "")
+
+
+@pytest.mark.parametrize(
+    ("images", "problem"),
+    [
+        (
+            "{training: {context: dockr}}",
+            "azureml-pipelines:images.training.context: build context {repo}/dockr is not a folder",
+        ),
+        (
+            "{training: {context: docker, dockerfile: Dockerfile.gpu}}",
+            "azureml-pipelines:images.training.dockerfile: {repo}/docker/Dockerfile.gpu does not "
+            "exist",
+        ),
+    ],
+)
+def test_validate_with_a_stack_refuses_a_missing_image_context_as_the_program_does(
+    make_repo: Callable[..., Path], images: str, problem: str
+) -> None:
+    # Found before any resource is registered, not when the image builds during `pulumi up`.
+    repo = _repo_with_stack(make_repo, f"config:\n  azureml-pipelines:images: {images}\n")
+
+    program = _program(repo)
+    cli = _validate(repo, "--stack", "other")
+
+    expected = problem.format(repo=repo.resolve())
+    message = f"error: invalid stack configuration (1 problem(s)):\n  - {expected}\n"
+    assert (program.returncode, program.stderr) == (1, message)
+    assert (cli.returncode, cli.stderr, cli.stdout) == (1, message, "")
+
+
+def test_a_missing_image_context_is_refused_with_the_factory_problems_before_any_resource(
+    make_repo: Callable[..., Path],
+) -> None:
+    # One pre-flight error for both: the program has not reached the workspace, the first
+    # resource it registers (the image itself comes after the workspace and clusters).
+    repo = _repo_with_stack(
+        make_repo, FACTORY_LISTS_DEMP + "  azureml-pipelines:images: {training: {context: dockr}}\n"
+    )
+
+    program = _program(repo)
+    cli = _validate(repo, "--stack", "other")
+
+    image = f"azureml-pipelines:images.training.context: build context {repo.resolve()}/dockr"
+    message = (
+        "error: invalid stack configuration (2 problem(s)):\n"
+        f"  - {image} is not a folder\n  - {DEMP_PROBLEM}\n"
+    )
+    assert (program.returncode, program.stderr) == (1, message)
+    assert (cli.returncode, cli.stderr) == (1, message)
 
 
 def test_validate_with_a_stack_refuses_a_factory_pipeline_that_opts_out(

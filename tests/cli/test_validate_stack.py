@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -441,55 +442,53 @@ def test_validate_with_a_stack_reports_definition_problems_before_the_factory_on
     assert cli.stderr.endswith(f"\n{len(problems)} problems found\n")
 
 
-def test_validate_with_a_stack_file_that_is_not_text_names_the_file(
-    make_repo: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    repo = _repo_with_stack(make_repo, "config: {}\n")
-    (repo / "Pulumi.other.yaml").write_bytes(b"config:\n  azureml-pipelines:location: \xff\xfe\n")
-    monkeypatch.chdir(repo)
-
-    assert main(["validate", "--stack", "other"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: Pulumi.other.yaml line 2: ") and "UTF-8" in err
-    assert "Traceback" not in err
+def _not_text(stack_file: Path) -> None:
+    stack_file.write_bytes(b"config:\n  azureml-pipelines:location: \xff\xfe\n")
 
 
-def test_validate_with_a_stack_file_that_cannot_be_read_names_the_file(
-    make_repo: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _unreadable(stack_file: Path) -> None:
     # A regular file whose read fails for any user, root included: address 0 of the reading
     # process's own memory (EIO).
-    repo = _repo_with_stack(make_repo, "config: {}\n")
-    (repo / "Pulumi.other.yaml").unlink()
-    (repo / "Pulumi.other.yaml").symlink_to("/proc/self/mem")
-    monkeypatch.chdir(repo)
-
-    assert main(["validate", "--stack", "other"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: Pulumi.other.yaml: cannot read stack file: ")
-    assert err.endswith(": Input/output error\n")
-    assert "Traceback" not in err
+    stack_file.unlink()
+    stack_file.symlink_to("/proc/self/mem")
 
 
-def test_validate_with_a_stack_file_that_is_a_folder_names_it(
+def _a_folder(stack_file: Path) -> None:
+    # It is one of the project's stacks by its name; saying there is no such stack would be false.
+    stack_file.unlink()
+    stack_file.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "expected"),
+    [
+        (_not_text, r"error: Pulumi\.other\.yaml line 2: [^\n]*UTF-8[^\n]*\n"),
+        (
+            _unreadable,
+            r"error: Pulumi\.other\.yaml: cannot read stack file: Input/output error\n",
+        ),
+        (
+            _a_folder,
+            r"error: Pulumi\.other\.yaml: is a folder, not a file: "
+            r"a stack file must be a YAML file\n",
+        ),
+    ],
+    ids=["not text", "cannot be read", "a folder"],
+)
+def test_validate_with_a_stack_file_that_cannot_be_used_names_the_file(
     make_repo: Callable[..., Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[Path], None],
+    expected: str,
 ) -> None:
-    # It is one of the project's stacks by its name; saying there is no such stack would be false.
     repo = _repo_with_stack(make_repo, "config: {}\n")
-    (repo / "Pulumi.other.yaml").unlink()
-    (repo / "Pulumi.other.yaml").mkdir()
+    spoil(repo / "Pulumi.other.yaml")
     monkeypatch.chdir(repo)
 
     assert main(["validate", "--stack", "other"]) == 1
-    assert capsys.readouterr().err == (
-        "error: Pulumi.other.yaml: is a folder, not a file: a stack file must be a YAML file\n"
-    )
+    # One located line, no traceback.
+    assert re.fullmatch(expected, capsys.readouterr().err)
 
 
 def test_validate_json_with_a_stack_lists_its_settings_problems_in_the_same_shape(

@@ -54,11 +54,24 @@ class Preflight:
             found.append(SpecErrors(list(self.definitions)))
         return found
 
-    def raise_first(self) -> None:
-        """Raise what the program raises (one exception: the config problems when there are
-        any, else the definitions' problems); nothing when there is no problem."""
-        for failure in self.failures():
-            raise failure
+    def raise_all(self) -> None:
+        """Raise what the program raises: the one kind of problem there is (config, or the
+        definitions'), :class:`PreflightErrors` with both when there are both; nothing when
+        there is no problem."""
+        failures = self.failures()
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise PreflightErrors(failures)
+
+
+class PreflightErrors(ValueError):
+    """Config problems and definition problems of one stack, reported together: a user fixes
+    both after one `pulumi preview`, as after one `amlpipe validate --stack`."""
+
+    def __init__(self, failures: Sequence[SettingsError | SpecErrors]) -> None:
+        self.failures = tuple(failures)
+        super().__init__("\n".join(str(failure) for failure in self.failures))
 
 
 def preflight(

@@ -40,7 +40,7 @@ from infra.components.pipelines import Pipelines, PipelinesArgs, load_pipeline_d
 from infra.definitions.errors import SpecErrors
 from infra.naming import resource_names
 from infra.paths import ProjectRootError, project_path, project_root
-from infra.preflight import preflight
+from infra.preflight import PreflightErrors, preflight
 from infra.program_runtime import composing, track_outputs
 from infra.provider.port import RegistryIdentity
 from infra.settings import Api, SettingsError, factory_pipelines, read_settings
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # What a user can get wrong before any resource exists: config, definitions, a build context, the
 # project's location. Each message already names the key or the file and line; Pulumi shows a
 # RunError as that message alone, where any other exception comes with a Python traceback.
-USER_ERRORS = (SettingsError, SpecErrors, ImageContextError, ProjectRootError)
+USER_ERRORS = (SettingsError, SpecErrors, PreflightErrors, ImageContextError, ProjectRootError)
 
 
 def main() -> None:
@@ -82,7 +82,7 @@ def compose() -> None:
     # What the stack cannot deploy with these definitions (an image context that is missing, Data
     # Factory pipelines it lists, what v2 cannot express), before any resource: the checks
     # `amlpipe validate --stack` runs too.
-    preflight(settings, definitions, project_root()).raise_first()
+    preflight(settings, definitions, project_root()).raise_all()
     factory_settings = settings.data_factory
     factory_definitions = factory_pipelines(factory_settings, definitions)
     client = authorization.get_client_config()

@@ -33,30 +33,12 @@ from infra.provider.azureml_v2.service import (
     Workspace,
 )
 from tests.azureml_v2.fake_arm import FakeArm, FakeCredential
-from tests.azureml_v2.v2_fixtures import IMAGES
+from tests.azureml_v2.v2_fixtures import IMAGES, TWO_STEPS
 
 WS = {"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}
 OWNER = "proj/dev"
 ENDPOINT = "demo-ep"
 ENDPOINT_PATH = f"/batchEndpoints/{ENDPOINT}"
-
-YAML = """\
-    name: demo
-    experiment: demo
-    compute: cpu-cluster
-    steps:
-      - name: prep
-        kind: python
-        code: steps/prep
-        script: prep.py
-        args: ["${{outputs.data}}"]
-        outputs: [data]
-      - name: train
-        kind: python
-        code: steps/train
-        script: train.py
-        args: ["${{steps.prep.outputs.data}}"]
-    """
 
 
 def _factory(arm: FakeArm) -> Callable[[WorkspaceProps], V2Service]:
@@ -98,7 +80,7 @@ class Stack:
         """`pulumi up` of the definition with this train script: returns the pipeline
         component id and the deployment made default."""
         loaded = self.write(
-            YAML, {"steps/prep/prep.py": "print(1)\n", "steps/train/train.py": script}
+            TWO_STEPS, {"steps/prep/prep.py": "print(1)\n", "steps/train/train.R": script}
         )
         self.monkeypatch.chdir(loaded.folder.parents[1])
         plan = plan_pipeline(loaded, IMAGES)
@@ -283,8 +265,8 @@ def test_our_component_version_holding_other_content_is_refused_as_a_bug(
     # What a change of the generated shape without a new SCHEME would leave behind: the same
     # name and version, stamped by this stack, with another command line.
     arm = _arm()
-    files = {"steps/prep/prep.py": "print(1)\n", "steps/train/train.py": "print('a')\n"}
-    plan = plan_pipeline(write_pipeline(YAML, files), IMAGES)
+    files = {"steps/prep/prep.py": "print(1)\n", "steps/train/train.R": "print('a')\n"}
+    plan = plan_pipeline(write_pipeline(TWO_STEPS, files), IMAGES)
     prep = dataclasses.replace(plan.steps[0], command="python other.py")
     shifted = dataclasses.replace(plan, steps=(prep, *plan.steps[1:]))
     service = _factory(arm)(WorkspaceProps(**WS))

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The one-step pipeline bench/cli_startup.py times `amlpipe run` with.
+from bench.cli_startup import NOOP_PIPELINE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # What no definitions-only command may load: the deployment stack, the Azure SDKs, Docker.
 NEVER = ("pulumi", "pulumi_azure_native", "azureml", "azure", "docker", "grpc")
@@ -85,18 +88,6 @@ def test_help_loads_none_of_the_spec_core(tmp_path: Path) -> None:
 
     assert not {m for m in loaded if m.startswith(("pydantic", "ruamel", "yaml", "rich"))}
     assert "infra.definitions.model" not in loaded
-
-
-NOOP_PIPELINE = """\
-name: noop
-experiment: noop
-compute: cpu-cluster
-steps:
-  - name: noop
-    kind: command
-    code: code
-    command: [python3, -c, pass]
-"""
 
 
 def test_run_with_processes_loads_no_deployment_azure_or_docker_code(tmp_path: Path) -> None:

@@ -741,22 +741,21 @@ def image_problems(images: Mapping[str, ImageSettings], root: Path) -> list[Conf
     that they are found before any resource is registered rather than when the image builds."""
     problems = []
     for key, image in images.items():
+        where: KeyPath = ("images", key, "context")
         try:
-            context, dockerfile = image.context_dir(root), image.dockerfile_path(root)
+            context = image.context_dir(root)
+            if not context.is_dir():
+                problems.append(ConfigProblem(where, f"build context {context} is not a folder"))
+                continue
+            where = ("images", key, "dockerfile")
+            dockerfile = image.dockerfile_path(root)
+            if not dockerfile.is_file():
+                problems.append(ConfigProblem(where, f"{dockerfile} does not exist"))
         except (OSError, RuntimeError, ValueError) as exc:
-            # A symbolic link loop (RuntimeError), a NUL byte (ValueError), an unreadable folder.
+            # A name too long, a symbolic link loop (RuntimeError), a NUL byte (ValueError), a
+            # folder that cannot be read: the reason alone (the path may be what is too long).
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            problems.append(
-                ConfigProblem(("images", key, "context"), f"cannot be resolved: {reason}")
-            )
-            continue
-        if not context.is_dir():
-            message = f"build context {context} is not a folder"
-            problems.append(ConfigProblem(("images", key, "context"), message))
-        elif not dockerfile.is_file():
-            problems.append(
-                ConfigProblem(("images", key, "dockerfile"), f"{dockerfile} does not exist")
-            )
+            problems.append(ConfigProblem(where, f"cannot be checked: {reason}"))
     return problems
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 import json
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from infra.settings import (
     RegistrySku,
     Settings,
     SettingsError,
+    image_problems,
     parse_settings,
     provider_settings,
 )
@@ -389,6 +390,48 @@ def test_image_entries_need_a_context() -> None:
     problem, hint = problems_of(with_value("images", {"training": {"dockerfile": "Dockerfile"}}))
     assert problem == "azureml-pipelines:images.training.context: missing (required field)"
     assert hint.startswith("azureml-pipelines:images: a structured value must be complete")
+
+
+def _symlink_loop(root: Path) -> tuple[str, str]:
+    (root / "loop").symlink_to("loop")
+    return "loop", "cannot be checked: Symlink loop from"
+
+
+def _a_file(root: Path) -> tuple[str, str]:
+    (root / "file").write_text("")
+    return "file", f"build context {root / 'file'} is not a folder"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _symlink_loop,
+        lambda root: ("a\x00b", "cannot be checked: embedded null byte"),
+        lambda root: ("x" * 5000, "cannot be checked: File name too long"),
+        _a_file,
+    ],
+    ids=["symlink loop", "NUL byte", "name too long", "a file"],
+)
+def test_an_unusable_image_context_is_a_located_problem_not_a_traceback(
+    tmp_path: Path, make: Callable[[Path], tuple[str, str]]
+) -> None:
+    context, message = make(tmp_path)
+
+    (problem,) = image_problems({"training": ImageSettings(context=context)}, tmp_path)
+
+    assert problem.key == "azureml-pipelines:images.training.context"
+    assert problem.message.startswith(message)
+    assert len(problem.message) < 300
+
+
+def test_an_unusable_dockerfile_is_located_at_its_own_key(tmp_path: Path) -> None:
+    (tmp_path / "docker").mkdir()
+    images = {"training": ImageSettings(context="docker", dockerfile="y" * 5000)}
+
+    (problem,) = image_problems(images, tmp_path)
+
+    assert problem.key == "azureml-pipelines:images.training.dockerfile"
+    assert problem.message == "cannot be checked: File name too long"
 
 
 def test_all_problems_are_reported_at_once() -> None:
